@@ -1,0 +1,155 @@
+"""Profiles, paths and device choice (used by every notebook).
+
+A *profile* is the size of one run of the course:
+
+* ``smoke`` -- CI and nbval: every code path runs, each notebook in about a minute on
+  two CPU cores. Numbers are meaningless.
+* ``quick`` -- a reader's laptop (CPU): the whole course in about 15 minutes, large
+  enough that the article's effects are visible.
+* ``full``  -- one GPU: the article's configuration (512x512 crops, batch 16,
+  10/20/30 epochs, 200 test images, mixed precision).
+
+A notebook picks its profile from its ``profile`` parameter (papermill injects it);
+``None`` means the environment variable ``LOWLIGHT_PROFILE``, else ``quick``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+
+ENV_PROFILE = "LOWLIGHT_PROFILE"
+ENV_ROOT = "LOWLIGHT_ROOT"
+DEFAULT_PROFILE = "quick"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that changes between a CI smoke run and the article's GPU run."""
+
+    name: str
+    image_size: int            # training crop side (pixels)
+    eval_size: int             # side of evaluation / test images
+    n_train: int               # LL-Matte training samples
+    n_val: int
+    n_test: int                # the stand-in for the article's N = 200 LL-Matte-Test
+    batch_size: int
+    stage_epochs: tuple[int, int, int]   # the article's three fine-tuning stages
+    baseline_epochs: int       # normal-light training of the "original" model
+    steps_per_epoch: int | None  # None: one pass over the training split
+    num_workers: int
+    llie_pretrain_steps: int
+    amp: bool                  # mixed precision (only used on CUDA)
+    seed: int = 0
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", image_size=64, eval_size=64, n_train=16, n_val=8, n_test=8,
+        batch_size=4, stage_epochs=(1, 1, 1), baseline_epochs=1, steps_per_epoch=2,
+        num_workers=0, llie_pretrain_steps=3, amp=False,
+        description="CI and nbval: every code path, numbers meaningless",
+    ),
+    "quick": Profile(
+        name="quick", image_size=128, eval_size=128, n_train=384, n_val=48, n_test=64,
+        batch_size=8, stage_epochs=(2, 3, 3), baseline_epochs=4, steps_per_epoch=None,
+        num_workers=0, llie_pretrain_steps=150, amp=False,
+        description="a laptop CPU: whole course in about 15 minutes",
+    ),
+    "full": Profile(
+        name="full", image_size=512, eval_size=512, n_train=2000, n_val=100, n_test=200,
+        batch_size=16, stage_epochs=(10, 20, 30), baseline_epochs=20, steps_per_epoch=None,
+        num_workers=8, llie_pretrain_steps=2000, amp=True,
+        description="one GPU: the article's configuration",
+    ),
+}
+
+
+def profile_name(name: str | None = None) -> str:
+    """Resolve a profile name: the argument, else ``$LOWLIGHT_PROFILE``, else ``quick``."""
+    if name is None or name == "":
+        name = os.environ.get(ENV_PROFILE) or DEFAULT_PROFILE
+    if not isinstance(name, str) or name not in PROFILES:
+        source = "argument 'profile'" if name != os.environ.get(ENV_PROFILE) else f"${ENV_PROFILE}"
+        raise ValueError(
+            f"unknown profile {name!r} (from {source}); valid profiles: {', '.join(PROFILES)}"
+        )
+    return name
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The :class:`Profile` for ``name`` (see :func:`profile_name` for the default)."""
+    return PROFILES[profile_name(name)]
+
+
+# --------------------------------------------------------------------------- paths
+def _find_root() -> Path:
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parents[1]
+    if (here / "notebooks").is_dir() or (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd().resolve()
+
+
+ROOT: Path = _find_root()
+DATA_DIR: Path = ROOT / "data"
+FIGURES_DIR: Path = ROOT / "figures"
+RUNS_DIR: Path = ROOT / "runs"
+NOTEBOOKS_DIR: Path = ROOT / "notebooks"
+ASSETS_DIR: Path = DATA_DIR / "assets"
+
+
+def run_dir(profile: str | Profile | None = None, create: bool = True) -> Path:
+    """``runs/<profile>/``: checkpoints, metrics and executed notebooks of one profile."""
+    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
+    path = RUNS_DIR / name
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figures_dir(profile: str | Profile | None = None, create: bool = True) -> Path:
+    """Where figures go: ``figures/`` for ``quick`` (the committed course figures),
+    ``runs/<profile>/figures/`` for the others, so a smoke or GPU run never
+    overwrites what the README shows."""
+    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
+    path = FIGURES_DIR if name == "quick" else RUNS_DIR / name / "figures"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- device
+def get_device(prefer: str | None = None):
+    """``torch.device``: ``prefer`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``),
+    else CUDA when available, else CPU."""
+    import torch
+
+    if prefer:
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {prefer!r} requested but CUDA is not available")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) for a deterministic run."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass

@@ -1,0 +1,69 @@
+"""Figure helpers shared by the notebooks."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from . import config
+
+
+def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``<figures dir>/<name>.png`` atomically and return the path.
+
+    The figures directory depends on the profile (see :func:`lowlight.config.figures_dir`):
+    ``quick`` writes the committed ``figures/``; other profiles write under ``runs/``.
+    """
+    if not name or "/" in name or "\\" in name:
+        raise ValueError(f"save_fig: name must be a plain file stem, got {name!r}")
+    stem = name[:-4] if name.endswith(".png") else name
+    out_dir = config.figures_dir(profile)
+    path = out_dir / f"{stem}.png"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        # fixed metadata so that the same figure gives the same bytes
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def show_images(images, titles=None, cols: int | None = None, size: float = 3.0, cmap=None):
+    """A row/grid of images (HxW or HxWx3, uint8 or float in [0, 1]); returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    images = list(images)
+    n = len(images)
+    cols = cols or n
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = np.asarray(images[i])
+        ax.imshow(img, cmap=cmap or ("gray" if img.ndim == 2 else None),
+                  vmin=0, vmax=255 if img.dtype == np.uint8 else 1)
+        if titles:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
