@@ -24,6 +24,7 @@ def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: i
     try:
         # fixed metadata so that the same figure gives the same bytes
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -39,6 +40,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
