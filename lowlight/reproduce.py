@@ -93,7 +93,7 @@ class Result:
     seconds: float
     output: str
     error: str | None = None
-    cell: int | None = None
+    cell: str | None = None  # which cell failed, in words
 
 
 def strip_widget_state(path: Path) -> None:
@@ -107,10 +107,14 @@ def strip_widget_state(path: Path) -> None:
 
 def _describe_failure(exc: BaseException) -> tuple[str, int | None]:
     cell = getattr(exc, "cell_index", None)
+    source = (getattr(exc, "source", None) or "").strip().splitlines()
+    where = f"{cell} of the executed copy" if cell is not None else None
+    if where and source:
+        where += f" ({source[0][:60]!r})"
     ename = getattr(exc, "ename", None) or type(exc).__name__
     evalue = getattr(exc, "evalue", None) or str(exc)
     evalue = evalue.strip().splitlines()[-1] if evalue.strip() else ""
-    return f"{ename}: {evalue}", cell
+    return f"{ename}: {evalue}", where
 
 
 def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = False) -> Result:
@@ -171,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default 600; 3600 on full)")
     ap.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")
     ap.add_argument("--inplace", action="store_true", help="maintainers: execute the source notebooks themselves")
+    ap.add_argument("--notebooks-dir", default=None, help="run the NN_*.ipynb of another folder (default: notebooks/)")
     args = ap.parse_args(argv)
 
     try:
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     timeout = args.timeout or (3600 if profile == "full" else 600)
-    notebooks = select(discover(), args.only)
+    notebooks = select(discover(args.notebooks_dir), args.only)
     if not notebooks:
         print(f"no notebooks found in {config.NOTEBOOKS_DIR}", file=sys.stderr)
         return 2

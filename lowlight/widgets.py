@@ -46,8 +46,10 @@ def simulate_pair(image: np.ndarray, model: str = "physical", params: sim.SimPar
         clean = sim.simulate(image, params.replace(shot_noise="none", read_noise=0.0), rng=seed)
     else:
         low = sim.article_low_light(image, gamma=gamma, scale=scale, rng=seed)
-        x = image.astype(np.float32) / 255.0
-        clean = np.round(np.clip(x ** (1.0 / gamma) * scale, 0, 1) * 255).astype(np.uint8)
+        # the formula with its Poisson sample replaced by the sample's mean
+        x = image[..., :3].astype(np.float32) / 255.0
+        dark = x ** (1.0 / gamma) * scale
+        clean = (np.clip(dark + 0.05 * dark, 0, 1) * 255).astype(np.uint8)
     return low, clean
 
 
