@@ -1,0 +1,53 @@
+"""``lowlight.data`` -- the LL-Matte data set and real-data loaders (notebook 01).
+
+==========================  ================================================================
+submodule                   what it holds
+==========================  ================================================================
+``compositing``             ``composite`` (I = aF + (1-a)B in 8-bit sRGB), foreground
+                            estimation (pymatting), ``fractional_fraction``, ``luminance``
+``foregrounds``             procedural foreground families with fractional alpha
+``backgrounds``             photo / procedural / night / backlit backgrounds
+``photos``                  scikit-image's offline photos and their licences
+``trimap``                  ``trimap_from_alpha`` (exactly 0 / 128 / 255)
+``llmatte``                 one sample, splits, the cache under ``data/llmatte/`` + manifest
+``folders``                 reading real data folders with clear errors
+``datasets``                torch datasets (LL-Matte, image/alpha, Composition-1k), loaders
+==========================  ================================================================
+
+The torch datasets are imported on first use, so ``from lowlight.data import composite``
+does not import torch.
+"""
+from __future__ import annotations
+
+from .backgrounds import BACKGROUND_KINDS, make_background
+from .compositing import (composite, estimate_foreground, fractional_fraction, luminance, recomposite,
+                          to_alpha_float, to_alpha_uint8)
+from .folders import DataFolderError, list_images, pair_files, read_alpha, read_image
+from .foregrounds import FAMILIES, Foreground, make_foreground, random_texture
+from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, SPLITS, LLMatteSpec,
+                      build_llmatte, llmatte_dir, load_manifest, make_sample, read_sample, sample_rng,
+                      verify_llmatte)
+from .photos import PHOTOS, load_photo, photo_licences
+from .trimap import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, default_trimap_width, trimap_from_alpha
+
+_LAZY = {"MODES", "MattingDataset", "LLMatteDataset", "ImageAlphaFolder", "Composition1kFolder",
+         "worker_init_fn", "make_loader", "to_tensor_image"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import datasets
+
+        return getattr(datasets, name)
+    raise AttributeError(f"module 'lowlight.data' has no attribute {name!r}")
+
+
+__all__ = sorted([
+    "BACKGROUND_KINDS", "make_background", "composite", "estimate_foreground", "fractional_fraction",
+    "luminance", "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
+    "pair_files", "read_alpha", "read_image", "FAMILIES", "Foreground", "make_foreground",
+    "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "SPLITS",
+    "LLMatteSpec", "build_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
+    "sample_rng", "verify_llmatte", "PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
+    "TRIMAP_UNKNOWN", "default_trimap_width", "trimap_from_alpha", *_LAZY,
+])

@@ -1,0 +1,58 @@
+"""Real photographs that ship inside scikit-image (no download), for textures and
+backgrounds of the procedural data set (notebook 01).
+
+scikit-image 0.26 fetches most of its gallery with ``pooch`` on first use; the images
+below are the ones stored in the wheel itself, so they load offline.  Each entry records
+the licence stated in the image's ``skimage.data`` docstring.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["PHOTOS", "TEXTURE_PHOTOS", "BACKGROUND_PHOTOS", "load_photo", "photo_licences"]
+
+# name -> (description, licence as stated in skimage.data)
+PHOTOS: dict[str, tuple[str, str]] = {
+    "astronaut": ("Eileen Collins, NASA portrait", "public domain (NASA, no known copyright restrictions)"),
+    "coffee": ("coffee cup on wood", "CC0 (Rachel Michetti, courtesy of Pikolo Espresso Bar)"),
+    "chelsea": ("Chelsea the cat", "CC0 (Stefan van der Walt)"),
+    "rocket": ("DSCOVR launch on Falcon 9", "public domain (SpaceX)"),
+    "hubble_deep_field": ("Hubble eXtreme Deep Field", "public domain (NASA)"),
+    "immunohistochemistry": ("IHC-stained colonic glands", "no known copyright restrictions (CMMI)"),
+    "camera": ("man with a camera (grey)", "CC0 (Lav Varshney)"),
+    "brick": ("brick wall texture (grey)", "CC0 (CC0Textures)"),
+    "grass": ("grass texture (grey)", "CC0 (DeviantArt user linolafett)"),
+    "gravel": ("gravel texture (grey)", "CC0 (CC0Textures)"),
+}
+
+#: photos used as foreground colour/texture sources
+TEXTURE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
+                  "brick", "grass", "gravel")
+#: photos used as backgrounds
+BACKGROUND_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+                     "camera", "brick", "grass", "gravel")
+
+
+@lru_cache(maxsize=None)
+def load_photo(name: str) -> np.ndarray:
+    """The scikit-image photo ``name`` as uint8 RGB (grey ones repeated to 3 channels).
+
+    Read-only (cached).  Notebook 01.
+    """
+    if name not in PHOTOS:
+        raise ValueError(f"load_photo: unknown photo {name!r}; available: {', '.join(PHOTOS)}")
+    import skimage.data
+
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = np.ascontiguousarray(img[..., :3].astype(np.uint8))
+    img.setflags(write=False)
+    return img
+
+
+def photo_licences() -> dict[str, str]:
+    """``{name: licence}`` for every photo the generator may use.  Notebook 01."""
+    return {k: v[1] for k, v in PHOTOS.items()}
