@@ -57,7 +57,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", image_size=128, eval_size=128, n_train=384, n_val=48, n_test=64,
         batch_size=8, stage_epochs=(2, 3, 3), baseline_epochs=4, steps_per_epoch=None,
-        num_workers=0, llie_pretrain_steps=150, amp=False,
+        num_workers=0, llie_pretrain_steps=100, amp=False,
         description="a laptop CPU: whole course in about 15 minutes",
     ),
     "full": Profile(
