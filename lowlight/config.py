@@ -40,6 +40,7 @@ class Profile:
     num_workers: int
     llie_pretrain_steps: int
     amp: bool                  # mixed precision (only used on CUDA)
+    lr_scale: float = 1.0      # multiplies every stage's learning rate (short schedules need larger steps)
     seed: int = 0
     description: str = ""
 
@@ -51,13 +52,13 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", image_size=64, eval_size=64, n_train=16, n_val=8, n_test=8,
         batch_size=4, stage_epochs=(1, 1, 1), baseline_epochs=1, steps_per_epoch=2,
-        num_workers=0, llie_pretrain_steps=3, amp=False,
+        num_workers=0, llie_pretrain_steps=3, amp=False, lr_scale=10.0,
         description="CI and nbval: every code path, numbers meaningless",
     ),
     "quick": Profile(
         name="quick", image_size=128, eval_size=128, n_train=384, n_val=48, n_test=64,
-        batch_size=8, stage_epochs=(2, 3, 3), baseline_epochs=4, steps_per_epoch=None,
-        num_workers=0, llie_pretrain_steps=100, amp=False,
+        batch_size=8, stage_epochs=(2, 3, 3), baseline_epochs=8, steps_per_epoch=None,
+        num_workers=0, llie_pretrain_steps=100, amp=False, lr_scale=10.0,
         description="a laptop CPU: whole course in about 15 minutes",
     ),
     "full": Profile(

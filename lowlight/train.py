@@ -11,7 +11,9 @@ stage    frozen                           lr      epochs  purpose
 3        nothing                          1e-5    30      end-to-end refinement
 =======  ===============================  ======  ======  =============================
 
-Epochs come from the profile (``full``: 10/20/30; ``quick``/``smoke``: scaled down). The
+Epochs come from the profile (``full``: 10/20/30; ``quick``/``smoke``: scaled down, and their
+learning rates multiplied by ``profile.lr_scale`` = 10, because 8 epochs at the article's
+rates barely move the weights -- measured in notebook 06). The
 "original" model all comparisons use is :func:`baseline_stage`: CV-UNet trained on
 *normal-light* LL-Matte from the MODNet-initialised encoder. Fine-tuning data is low-light
 LL-Matte mixed with 20 % normal-light samples (the article's guard against forgetting).
@@ -74,19 +76,20 @@ def article_stages(profile: config.Profile | str | None = None) -> list[StageSpe
     """The article's three stages with the profile's epoch counts."""
     p = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     e1, e2, e3 = p.stage_epochs
+    k = p.lr_scale
     return [
-        StageSpec("stage1", "head", 1e-4, e1, description="freeze everything but the head (feature transfer)"),
-        StageSpec("stage2", "all-but:encoder.stage1,encoder.stage2,encoder.stage3", 5e-5, e2,
+        StageSpec("stage1", "head", 1e-4 * k, e1, description="freeze everything but the head (feature transfer)"),
+        StageSpec("stage2", "all-but:encoder.stage1,encoder.stage2,encoder.stage3", 5e-5 * k, e2,
                   description="freeze encoder stages 1-3 (mid-level adaptation)"),
-        StageSpec("stage3", "all", 1e-5, e3, freeze_llie=True,
+        StageSpec("stage3", "all", 1e-5 * k, e3, freeze_llie=True,
                   description="nothing frozen but a pretrained LLIE (end-to-end refinement)"),
     ]
 
 
-def baseline_stage(profile: config.Profile | str | None = None, lr: float = 5e-4) -> StageSpec:
-    """Training of the "original" model on normal-light data only."""
+def baseline_stage(profile: config.Profile | str | None = None, lr: float = 3e-4) -> StageSpec:
+    """Training of the "original" model on normal-light data only (lr x ``profile.lr_scale``)."""
     p = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    return StageSpec("baseline", "all", lr, p.baseline_epochs, data_mode="normal",
+    return StageSpec("baseline", "all", lr * p.lr_scale, p.baseline_epochs, data_mode="normal",
                      description="the original CV-UNet: normal-light data only")
 
 
@@ -149,6 +152,8 @@ def weights_digest(model: nn.Module) -> str:
 
 # --------------------------------------------------------------------------- models
 
+BASELINE_LAMBDAS = {"mse": 1.0, "l1": 1.0}
+
 MODEL_NAMES = {
     "cvunet": "mobilenetv2", "cvunet_mobilenetv2": "mobilenetv2",
     "cvunet_convnext": "convnext_t", "cvunet_swin": "swin_t",
@@ -156,11 +161,13 @@ MODEL_NAMES = {
 
 
 def build_model(name: str = "cvunet", pretrained="modnet", llie: str | None = None,
-                llie_checkpoint: str | Path | None = None) -> nn.Module:
+                llie_checkpoint: str | Path | None = None, bn_eval_encoder: bool | None = None) -> nn.Module:
     """A CV-UNet by the article's model names (``cvunet``, ``cvunet_swin``, ...), optionally
     with an LLIE in front (``llie="zerodce"``, weights from ``llie_checkpoint``).
     ``pretrained="modnet"`` only applies to MobileNetV2; other encoders start from scratch
-    (offline: no hub weights) unless a weights file is given."""
+    (offline: no hub weights) unless a weights file is given. ``bn_eval_encoder`` (default: when
+    pretrained) keeps the encoder's batch-norm statistics fixed while it trains -- with CPU
+    batches of 8 the batch statistics would overwrite the pretrained ones."""
     from .llie import TwoStageModel, ZeroDCEpp
     from .models import CVUNet
 
@@ -170,6 +177,8 @@ def build_model(name: str = "cvunet", pretrained="modnet", llie: str | None = No
     if pretrained == "modnet" and enc != "mobilenetv2":
         pretrained = False
     net = CVUNet(enc, pretrained=pretrained or False)
+    if bn_eval_encoder or (bn_eval_encoder is None and pretrained):
+        net.keep_bn_eval("encoder")
     if llie is None:
         return net
     if llie != "zerodce":
@@ -513,7 +522,9 @@ def run_recipe(profile: config.Profile | str | None = None, model_name: str = "c
     summary = {"profile": prof.name, "model": model_name, "variant": variant, "stages": []}
     # 1. the original model
     base = build_model(model_name, pretrained="modnet")
-    tr = Trainer(base, base_dir, prof, device=device, amp=amp, dynamic=None, log=log)
+    # the original model is trained with MSE + L1 (the article does not say how CV-UNet was trained;
+    # these two converge fastest on a short budget); fine-tuning then uses the article's loss
+    tr = Trainer(base, base_dir, prof, device=device, amp=amp, dynamic=None, log=log, lambdas=BASELINE_LAMBDAS)
     train_n, val = make_datasets(prof, data_path, mode="normal")
     res = tr.run_stage(baseline_stage(prof), train_n, val, stage_index=0, resume=resume)
     summary["baseline"] = {"checkpoint": str(base_ckpt), "seconds": res.seconds, "history": res.history}
@@ -526,10 +537,11 @@ def run_recipe(profile: config.Profile | str | None = None, model_name: str = "c
         if not Path(llie_checkpoint).is_file():
             raise FileNotFoundError(f"LLIE checkpoint {llie_checkpoint} not found: run notebook 04 first "
                                     f"(python -m lowlight.reproduce --only 04 --profile {prof.name})")
-        model = build_model(model_name, pretrained=False, llie="zerodce", llie_checkpoint=llie_checkpoint)
+        model = build_model(model_name, pretrained=False, llie="zerodce", llie_checkpoint=llie_checkpoint,
+                            bn_eval_encoder=True)
         load_model_weights(model.matting, base_ckpt)
     else:
-        model = build_model(model_name, pretrained=False)
+        model = build_model(model_name, pretrained=False, bn_eval_encoder=True)
         load_model_weights(model, base_ckpt)
     ft_dir = root / ("finetune" if variant == "plain" else "finetune_llie")
     tr = Trainer(model, ft_dir, prof, device=device, amp=amp, dynamic=dynamic, log=log)
@@ -599,7 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = prof.seed if args.seed is None else args.seed
     config.seed_everything(seed)
     pretrained = None if args.pretrained == "none" else args.pretrained
-    model = build_model(args.model, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint)
+    model = build_model(args.model, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint,
+                        bn_eval_encoder=pretrained is not None)
     dynamic = args.dynamic_mode if args.use_dynamic_loss else None
     stages = [baseline_stage(prof)] + article_stages(prof)
     chosen = stages if args.stage == "all" else [stages[0 if args.stage == "baseline" else int(args.stage)]]

@@ -1,11 +1,29 @@
 """Figure helpers shared by the notebooks."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
 from . import config
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``
+    (readable by all), on failure removed -- a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: int = 110) -> Path:
@@ -17,35 +35,19 @@ def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: i
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"save_fig: name must be a plain file stem, got {name!r}")
     stem = name[:-4] if name.endswith(".png") else name
-    out_dir = config.figures_dir(profile)
-    path = out_dir / f"{stem}.png"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    path = config.figures_dir(profile) / f"{stem}.png"
+    with atomic_path(path) as tmp:
         # fixed metadata so that the same figure gives the same bytes
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def show_images(images, titles=None, cols: int | None = None, size: float = 3.0, cmap=None):
