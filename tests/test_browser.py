@@ -275,6 +275,17 @@ def _wait_settled(pg, timeout: float, step: str) -> str:
             raise StepTimeout(f"{step}: the explorer's image kept changing for {timeout:.0f} s")
 
 
+def _readout_text(page, readout, timeout_ms: int = 10_000) -> str:
+    """The readout's text, waiting for it to be rendered (it is briefly empty while the widget
+    view re-renders on a loaded machine)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        text = readout.inner_text().strip()
+        if text or time.monotonic() > deadline:
+            return text
+        page.wait_for_timeout(100)
+
+
 def _number(text: str) -> float:
     """A slider readout as a float (ipywidgets prints a typographic minus sign)."""
     return float(text.replace("\u2212", "-"))
@@ -323,7 +334,7 @@ def _drive_explorer(lab: Lab, page) -> None:
         handle = page.locator(EV_HANDLE)
         readout = page.locator(EV_READOUT)
         value_before = handle.get_attribute("aria-valuenow")
-        readout_before = readout.inner_text().strip()
+        readout_before = _readout_text(page, readout)
         explorer.screenshot(path=str(OUT_DIR / "slider_before.png"))
 
         step = "move the exposure slider"
@@ -347,7 +358,7 @@ def _drive_explorer(lab: Lab, page) -> None:
         # every key press queues one callback: let the last one land
         step = "widget update settles"
         src_after = _wait_settled(page, IMAGE_CHANGE_S, step)
-        readout_after = readout.inner_text().strip()
+        readout_after = _readout_text(page, readout)
         explorer.screenshot(path=str(OUT_DIR / "slider_after.png"))
 
         assert src_after and src_after != src_before, "the explorer's image is the same after the move"
