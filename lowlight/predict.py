@@ -87,7 +87,9 @@ def load_predictor(checkpoint: str | Path, model_name: str = "cvunet", device=No
             f"checkpoint {checkpoint}: does not fit --model {model_name!r} "
             f"({str(exc).splitlines()[0][:200]}); was it trained with another encoder?") from exc
     dev = device if isinstance(device, torch.device) else config.get_device(device)
-    return model.to(dev).eval(), kind
+    # channels-last memory: 1.7x faster than NCHW for CV-UNet-MobileNetV2 at 512² on a 2-core CPU
+    # (benchmarks/bench_models.py), same maths up to float rounding
+    return model.to(dev).to(memory_format=torch.channels_last).eval(), kind
 
 
 def matte_image(model: nn.Module, img: np.ndarray, max_side: int | None = 2048, device=None) -> np.ndarray:
@@ -104,6 +106,7 @@ def matte_image(model: nn.Module, img: np.ndarray, max_side: int | None = 2048, 
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
     t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255.0)[None].to(device)
+    t = t.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         a = model(t).float()[0, 0].cpu().numpy()
     if a.shape != (h, w):
