@@ -8,35 +8,19 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 
 def main(n: int = 128, workers=(0, 2)) -> dict:
-    import torch
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
 
     from lowlight import augment as aug
     from lowlight.data import make_sample
 
-    class Augmented(Dataset):
-        def __init__(self, size, darken):
-            self.t = aug.train_transform(size, darken=darken)
-            self.src = [make_sample(i, "train", size=int(size * 1.25), seed=0) for i in range(4)]
-
-        def __len__(self):
-            return n
-
-        def __getitem__(self, i):
-            self.t.set_random_seed(i)
-            s = self.src[i % 4]
-            o = self.t(image=s["normal"], alpha=s["alpha"].astype(np.float32) / 255)
-            return torch.from_numpy(o["image"]), torch.from_numpy(o["alpha"])
-
     res = {}
     print(f"{'crop':>6} {'darken':>9} {'workers':>8} {'samples/s':>10}")
     for size in (128, 512):
+        sources = [make_sample(i, "train", size=int(size * 1.25), seed=0) for i in range(4)]
         for darken in (None, "simulate"):
-            ds = Augmented(size, darken)
+            ds = aug.AugmentedSamples(aug.train_transform(size, darken=darken), sources, n)
             for w in workers:
                 loader = DataLoader(ds, batch_size=8, num_workers=w)
                 next(iter(loader))  # warm-up (worker start-up not counted twice)

@@ -49,7 +49,7 @@ __all__ = [
     "train_transform",
     "eval_transform",
     "EvalTransform",
-    "article_pipeline_kwargs",
+    "AugmentedSamples",
     "GAUSS_NOISE_STD",
     "DARKENING_GAMMA_LIMIT",
 ]
@@ -58,16 +58,6 @@ __all__ = [
 GAUSS_NOISE_STD = (math.sqrt(10.0) / 255.0, math.sqrt(50.0) / 255.0)
 #: the article's γ ∈ [0.3, 0.6] on the darkening side: exponents 1/0.6 .. 1/0.3, in percent
 DARKENING_GAMMA_LIMIT = (round(100 / 0.6), round(100 / 0.3))
-
-
-def article_pipeline_kwargs() -> list[tuple[str, dict]]:
-    """The article's transforms and arguments, as printed (for notebook 02 to run and fail)."""
-    return [
-        ("RandomResizedCrop", {"args": (512, 512), "scale": (0.8, 1.0)}),
-        ("ColorJitter", {"brightness": 0.3, "contrast": 0.3, "saturation": 0.2, "hue": 0.1}),
-        ("GaussNoise", {"var_limit": (10.0, 50.0)}),
-        ("RandomGamma", {"gamma_limit": (30, 60)}),
-    ]
 
 
 class MattingCompose(A.Compose):
@@ -319,3 +309,26 @@ class EvalTransform:
 def eval_transform(multiple: int = 32, size: int | None = None) -> EvalTransform:
     """The deterministic evaluation/test transform (see :class:`EvalTransform`)."""
     return EvalTransform(multiple, size)
+
+
+class AugmentedSamples:
+    """``n`` augmented samples drawn in turn from a few source samples (dicts with uint8
+    ``normal`` and ``alpha``, as :func:`lowlight.data.make_sample` returns), sample ``i``
+    seeded with ``i``; yields ``(image uint8 tensor, alpha tensor)``. A map-style dataset for
+    ``DataLoader`` -- the throughput measurements of notebook 02 and ``bench_augment.py``."""
+
+    def __init__(self, transform: MattingCompose, sources: list[dict], n: int):
+        if not sources:
+            raise ValueError("sources: expected at least one sample")
+        self.transform, self.sources, self.n = transform, list(sources), int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        import torch
+
+        self.transform.set_random_seed(i)
+        s = self.sources[i % len(self.sources)]
+        o = self.transform(image=s["normal"], alpha=s["alpha"].astype(np.float32) / 255)
+        return torch.from_numpy(o["image"]), torch.from_numpy(o["alpha"])

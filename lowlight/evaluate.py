@@ -57,6 +57,7 @@ import torch.nn as nn
 
 from . import config
 from .metrics import all_metrics
+from .simulate import LUMA_WEIGHTS, luminance  # Rec. 709 on gamma-encoded RGB: one definition
 from .viz import atomic_write_text
 
 __all__ = [
@@ -111,7 +112,6 @@ SCENARIOS = {
     "backlit product": {"families": ("product", "transparent"), "backgrounds": ("backlit",)},
 }
 
-LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)   # Rec. 709, on gamma-encoded RGB
 
 
 # =============================================================================== basics
@@ -277,8 +277,9 @@ def mean_luminance(x: torch.Tensor) -> torch.Tensor:
     in [0, 1], N x 3 x H x W -> N. The brightness measure of the switch. Notebook 07."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
         raise ValueError("x: expected an RGB batch N x 3 x H x W")
-    w = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return (x.float() * w).sum(1).mean((1, 2))
+    from .losses import luminance as batch_luminance
+
+    return batch_luminance(x)
 
 
 def _batches(dataset, batch_size: int):
@@ -708,12 +709,6 @@ def pick_scenario(dataset, families: Sequence[str], backgrounds: Sequence[str] =
     raise ValueError(f"no sample of the families {list(families)} in this split of {len(metas)} samples")
 
 
-def _display(img: np.ndarray, target: float = 0.4) -> tuple[np.ndarray, float]:
-    """A dark image brightened for display only (gain to a mean of ``target``)."""
-    gain = float(min(30.0, max(1.0, target / max(float(img.mean()), 1e-4))))
-    return np.clip(img * gain, 0, 1), gain
-
-
 def plot_comparison(models: Mapping[str, nn.Module], sample: dict, title: str = "", device=None):
     """One test sample: the low-light input (brightened for display), each model's matte,
     the ground truth; below: the normal-light image, each model's error map |pred - gt|
@@ -724,7 +719,9 @@ def plot_comparison(models: Mapping[str, nn.Module], sample: dict, title: str = 
     gt = quantize_alpha(sample["alpha"])
     tri = trimap_to_uint8(sample["trimap"])
     low = sample["image"].permute(1, 2, 0).numpy()
-    shown, gain = _display(low)
+    from .viz import brighten
+
+    shown, gain = brighten(low, 0.4, max_gain=30.0)
     n = len(models)
     fig, axes = plt.subplots(2, n + 2, figsize=(2.3 * (n + 2), 6.0))
     for ax in axes.flat:
@@ -1061,7 +1058,7 @@ def modnet_stress_test(photos: Mapping[str, np.ndarray], evs: Sequence[float] = 
                     pred = quantize_alpha(matter(inp))
                     m = all_metrics(pred, ref, tri)
                     records.append({"photo": name, "ev": float(ev), "seed": int(seed), "llie": tag,
-                                    "luma": float((inp.astype(np.float32) / 255 @ np.asarray(LUMA_WEIGHTS, np.float32)).mean()),
+                                    "luma": float(luminance(inp).mean()),
                                     **{k: float(m[k]) for k in METRICS}})
                     if keep_examples and seed == seeds[0]:
                         examples.setdefault((name, float(ev)), {})[tag] = {"image": inp, "matte": pred}

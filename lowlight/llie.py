@@ -44,6 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .models import count_parameters  # re-exported: notebook 04 counts the LLIE modules with it
+
 __all__ = [
     "light_enhancement_curve",
     "ZeroDCEpp",
@@ -55,11 +57,6 @@ __all__ = [
     "count_parameters",
     "pretrain_llie",
 ]
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (fp32 size in bytes = 4 x this)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def light_enhancement_curve(x: torch.Tensor, a: torch.Tensor, iterations: int = 8) -> torch.Tensor:

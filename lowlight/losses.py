@@ -57,6 +57,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .simulate import LUMA_WEIGHTS  # Rec. 709 / sRGB primaries, applied to gamma-encoded values (one definition)
+
 __all__ = [
     "mse_loss",
     "l1_loss",
@@ -516,7 +518,6 @@ def unknown_region(alpha, width: int = 5, eps: float = 1.0 / 255.0) -> torch.Ten
 
 # =========================================================================== 7. dynamic weights
 
-LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)   # Rec. 709 / sRGB primaries, applied to gamma-encoded values
 
 #: ``None``: fixed λ. ``"batch"``: the article's snippet as written (per-sample 3.0/1.5 by
 #: threshold, then averaged to ONE scalar for the whole batch). ``"batch_mean"``: the

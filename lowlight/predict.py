@@ -196,7 +196,7 @@ def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | P
     With ``low_model`` and ``threshold``: images whose mean luminance is below the threshold
     go to ``low_model``. Errors of single files are collected, never raised. Notebook 07."""
     from .data import DataFolderError, read_image
-    from .evaluate import LUMA_WEIGHTS
+    from .simulate import luminance
 
     if (low_model is None) != (threshold is None):
         raise ValueError("low_model and threshold: give both (brightness switch) or neither")
@@ -211,11 +211,10 @@ def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | P
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="matting", unit="img", file=sys.stderr)
-    weights = np.asarray(LUMA_WEIGHTS, np.float32)
     for f in files:
         try:
             img = read_image(f)
-            luma = float((img.astype(np.float32) / 255.0 @ weights).mean())
+            luma = float(luminance(img).mean())
             use_low = low_model is not None and luma < threshold
             m = low_model if use_low else model
             alpha = matte_image(m, img, max_side=max_side)

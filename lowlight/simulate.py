@@ -367,13 +367,21 @@ def _standard_normal(shape, rng: np.random.Generator) -> np.ndarray:
     return torch.randn(tuple(shape), generator=g, dtype=torch.float32).numpy()
 
 
+def _electrons(lin: np.ndarray, p: SimParams) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean photo-electrons of a linear scene (the well saturates at ``full_well``) and, for
+    ``shot_noise="gaussian"``, the Poisson-Gaussian standard deviation ``sqrt(e + read²)``.
+    Keeps ``lin``'s float precision."""
+    dt = lin.dtype.type
+    e = np.minimum(lin * dt(p.exposure * p.full_well), dt(p.full_well))
+    std = np.sqrt(e + dt(p.read_noise ** 2)) if p.shot_noise == "gaussian" else None
+    return e, std
+
+
 def _expose(lin: np.ndarray, p: SimParams, rng: np.random.Generator) -> np.ndarray:
     """Linear scene (after cast and blur) -> noisy linear output in units of white (float32)."""
     fw = np.float32(p.full_well)
-    electrons = lin * np.float32(p.exposure * p.full_well)
-    np.minimum(electrons, fw, out=electrons)  # the well saturates
+    electrons, std = _electrons(lin, p)
     if p.shot_noise == "gaussian":
-        std = np.sqrt(electrons + np.float32(p.read_noise ** 2))
         noise = _standard_normal(electrons.shape, rng)
         noise *= std
         electrons += noise
@@ -391,10 +399,10 @@ def _expose_uint8_tables(p: SimParams) -> tuple[np.ndarray, np.ndarray]:
     own value, so the whole sensor model folds into two lookups."""
     levels = (1 << p.adc_bits) - 1
     lin = _SRGB8_TO_LIN.astype(np.float64)[None, :] * np.asarray(p.cast, np.float64)[:, None]
-    e = np.minimum(lin * p.exposure * p.full_well, p.full_well)
+    e, std = _electrons(lin, p)
     scale = p.gain / p.full_well * levels
     mean = e * scale
-    std = np.sqrt(e + p.read_noise ** 2) * scale if p.shot_noise == "gaussian" else np.zeros_like(e)
+    std = std * scale if std is not None else np.zeros_like(e)
     return mean.astype(np.float32).ravel(), std.astype(np.float32).ravel()
 
 

@@ -456,8 +456,8 @@ class Trainer:
                 step += 1
                 b = x.shape[0]
                 count += b
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * b
+                for k, v in terms.items():  # 0-d tensors: no host sync per step
+                    sums[k] = sums.get(k, 0.0) + v.detach() * b
                 if bar is not None:
                     bar.update(1)
                 if on_step is not None:
@@ -472,7 +472,7 @@ class Trainer:
                     torch.distributed.broadcast(buf, src=0)
             secs = time.perf_counter() - t0
             row = {"stage": spec.name, "epoch": epoch + 1, "step": step, "lr": sched.get_last_lr()[0],
-                   **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                   **{f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()},
                    "seconds": secs, "samples_per_s": count * self.world / secs}
             if val_ds is not None:
                 row.update(self.validate(val_ds))
@@ -619,7 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lr is not None or args.epochs is not None:
         chosen = [replace(s, lr=args.lr if args.lr is not None else s.lr,
                           epochs=args.epochs if args.epochs is not None else s.epochs) for s in chosen]
-    first = stages.index(next(s for s in stages if s.name == chosen[0].name))
+    index = {s.name: i for i, s in enumerate(stages)}
+    first = index[chosen[0].name]
     if first > 0 and not (args.resume and (out / chosen[0].name / "last.pt").is_file()):
         prev = out / stages[first - 1].name / "last.pt"
         if not prev.is_file():
@@ -631,10 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  num_workers=args.workers, seed=seed)
     try:
         for spec in chosen:
-            mode = spec.data_mode
-            train_ds, val_ds = make_datasets(prof, args.data_path, mode=mode, seed=seed)
-            res = tr.run_stage(spec, train_ds, val_ds, stage_index=stages.index(next(s for s in stages if s.name == spec.name)),
-                               resume=args.resume)
+            train_ds, val_ds = make_datasets(prof, args.data_path, mode=spec.data_mode, seed=seed)
+            res = tr.run_stage(spec, train_ds, val_ds, stage_index=index[spec.name], resume=args.resume)
             tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; "
                    f"trainable {res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
     except (FloatingPointError, CheckpointError, FileNotFoundError, ValueError) as exc:

@@ -50,6 +50,24 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def brighten(img, target: float = 0.5, max_gain: float | None = None):
+    """A dark image multiplied by a gain so its mean becomes ``target`` (in [0, 1] units),
+    clipped, for display only -- it shows the noise a camera's night mode would have to undo.
+    uint8 in -> uint8 out, float in [0, 1] -> float. Returns ``(image, gain)``; the gain is at
+    least 1 and at most ``max_gain``."""
+    import numpy as np
+
+    a = np.asarray(img)
+    is_u8 = a.dtype == np.uint8
+    mean = float(a.mean()) / 255.0 if is_u8 else float(a.mean())
+    gain = max(1.0, target / max(mean, (1.0 / 255.0) if is_u8 else 1e-4))
+    if max_gain is not None:
+        gain = min(gain, float(max_gain))
+    if is_u8:
+        return np.clip(a.astype(np.float32) * gain, 0, 255).astype(np.uint8), gain
+    return np.clip(a * gain, 0, 1), gain
+
+
 def show_images(images, titles=None, cols: int | None = None, size: float = 3.0, cmap=None):
     """A row/grid of images (HxW or HxWx3, uint8 or float in [0, 1]); returns the figure."""
     import matplotlib.pyplot as plt

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import simulate as sim
+from . import viz
 
 MODELS = ("physical", "article")
 
@@ -70,8 +71,8 @@ def render(image: np.ndarray | None = None, model: str = "physical", params: sim
     k = 2
     if brighten:
         # stretch so the noise becomes visible (what a phone's night mode would have to undo)
-        gain = 128.0 / max(st["mean_luma_dn"], 1.0)
-        axes[2].imshow(np.clip(low.astype(np.float32) * gain, 0, 255).astype(np.uint8))
+        shown, gain = viz.brighten(low, 128 / 255)
+        axes[2].imshow(shown)
         axes[2].set_title(f"simulated x{gain:.1f} (to see the noise)", fontsize=9)
         k = 3
     for ax in axes[:k]:

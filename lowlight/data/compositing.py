@@ -128,5 +128,6 @@ def fractional_fraction(alpha, region: str = "all") -> float:
 
 def luminance(image: np.ndarray) -> np.ndarray:
     """Rec. 709 luma of a uint8 RGB image, float32 in [0, 1] (on sRGB values).  Notebook 01."""
-    img = _check_rgb("image", image).astype(np.float32) / 255.0
-    return img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    from ..simulate import luminance as _luma
+
+    return _luma(_check_rgb("image", image))
