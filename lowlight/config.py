@@ -15,7 +15,7 @@ A notebook picks its profile from its ``profile`` parameter (papermill injects i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, asdict, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ENV_PROFILE = "LOWLIGHT_PROFILE"
@@ -40,7 +40,16 @@ class Profile:
     num_workers: int
     llie_pretrain_steps: int
     amp: bool                  # mixed precision (only used on CUDA)
-    lr_scale: float = 1.0      # multiplies every stage's learning rate (short schedules need larger steps)
+    lr_scale: float = 1.0      # multiplies CV-UNet's stage learning rates (short schedules need larger steps)
+    # -- the MODNet fine-tune (notebooks 06-07)
+    ft_size: int = 256         # side of its LL-Matte portraits and scene crops
+    ft_n: tuple[int, int, int] = (160, 16, 48)   # its LL-Matte portraits: train, val, test
+    ft_scene_crops: int = 10   # people-free crops per scene photo (self-distillation)
+    ft_batch: int = 4
+    ft_steps: tuple[int, int, int] = (40, 40, 40)   # optimisation steps of stages 1-3
+    ft_epochs: tuple[int, int, int] = (1, 1, 1)     # checkpoints / validations per stage
+    seeds: tuple[int, ...] = (0, 1, 2)              # training seeds of the fine-tune
+    threads: int | None = 2    # torch CPU threads (fixed: results depend on the summation order)
     seed: int = 0
     description: str = ""
 
@@ -53,6 +62,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", image_size=64, eval_size=64, n_train=16, n_val=8, n_test=8,
         batch_size=4, stage_epochs=(1, 1, 1), baseline_epochs=1, steps_per_epoch=2,
         num_workers=0, llie_pretrain_steps=3, amp=False, lr_scale=10.0,
+        ft_size=64, ft_n=(8, 4, 6), ft_scene_crops=1, ft_batch=2, ft_steps=(2, 2, 2), seeds=(0,),
         description="CI and nbval: every code path, numbers meaningless",
     ),
     "quick": Profile(
@@ -65,6 +75,8 @@ PROFILES: dict[str, Profile] = {
         name="full", image_size=512, eval_size=512, n_train=2000, n_val=100, n_test=200,
         batch_size=16, stage_epochs=(10, 20, 30), baseline_epochs=20, steps_per_epoch=None,
         num_workers=8, llie_pretrain_steps=2000, amp=True,
+        ft_size=512, ft_n=(1000, 50, 200), ft_scene_crops=40, ft_batch=16, ft_steps=(625, 1250, 1875),
+        ft_epochs=(10, 20, 30), threads=None,
         description="one GPU: the article's configuration",
     ),
 }
@@ -85,6 +97,11 @@ def profile_name(name: str | None = None) -> str:
 def get_profile(name: str | None = None) -> Profile:
     """The :class:`Profile` for ``name`` (see :func:`profile_name` for the default)."""
     return PROFILES[profile_name(name)]
+
+
+def as_profile(profile: "str | Profile | None" = None) -> Profile:
+    """A :class:`Profile` from a profile, a name, or ``None`` (see :func:`profile_name`)."""
+    return profile if isinstance(profile, Profile) else get_profile(profile)
 
 
 # --------------------------------------------------------------------------- paths
@@ -126,6 +143,49 @@ def figures_dir(profile: str | Profile | None = None, create: bool = True) -> Pa
     return path
 
 
+@dataclass(frozen=True)
+class RunLayout:
+    """The one place that knows where a profile's runs live (``runs/<profile>/``)::
+
+        runs/<profile>/
+          llie/zerodce.pt                         the pretrained Zero-DCE++ (notebook 04)
+          train/<model>-<recipe>/seed<k>/<stage>/  last.pt, history.json, log.csv (notebook 06)
+          train/<model>-<recipe>/seed<k>/summary.json
+          eval/                                   results of notebook 07
+          executed/                               notebooks executed by lowlight.reproduce
+
+    ``model`` is a :data:`lowlight.models.MODELS` name (``modnet``, ``cvunet``, ...), ``recipe``
+    the training recipe (``staged``, ``onestage``, ``staged_llie``, ...), ``stage`` a stage name
+    (``stage1`` ... ``stage3``, ``full``).
+    """
+
+    profile: str
+    root: Path
+
+    @classmethod
+    def of(cls, profile: "str | Profile | None" = None, root: "str | Path | None" = None) -> "RunLayout":
+        p = as_profile(profile)
+        return cls(p.name, Path(root) if root is not None else RUNS_DIR / p.name)
+
+    @property
+    def llie_checkpoint(self) -> Path:
+        return self.root / "llie" / "zerodce.pt"
+
+    def train_dir(self, model: str, recipe: str, seed: int) -> Path:
+        return self.root / "train" / f"{model}-{recipe}" / f"seed{int(seed)}"
+
+    def checkpoint(self, model: str, recipe: str, seed: int, stage: str) -> Path:
+        return self.train_dir(model, recipe, seed) / stage / "last.pt"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def executed_dir(self) -> Path:
+        return self.root / "executed"
+
+
 # --------------------------------------------------------------------------- device
 def get_device(prefer: str | None = None):
     """``torch.device``: ``prefer`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``),
@@ -138,6 +198,18 @@ def get_device(prefer: str | None = None):
             raise ValueError(f"device {prefer!r} requested but CUDA is not available")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_threads(profile: "str | Profile | None" = None) -> int:
+    """Fix torch's CPU thread count to the profile's (``threads``; ``None`` leaves it). The same
+    seed gives the same numbers only with the same thread count: it sets the summation order of
+    the convolutions. Returns the thread count in use."""
+    import torch
+
+    n = as_profile(profile).threads
+    if n:
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
 
 
 def seed_everything(seed: int) -> None:

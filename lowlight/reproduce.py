@@ -33,7 +33,7 @@ from pathlib import Path
 from queue import Empty
 
 from . import config
-from .viz import atomic_write_text
+from .io import atomic_write_text
 
 POLL_SLICE_S = 0.25
 
@@ -94,15 +94,6 @@ class Result:
     output: str
     error: str | None = None
     cell: str | None = None  # which cell failed, in words
-
-
-def strip_widget_state(path: Path) -> None:
-    """Remove ``metadata.widgets`` (saved widget state) from a notebook file."""
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    if nb.metadata.pop("widgets", None) is not None:
-        nbformat.write(nb, str(path))
 
 
 def _describe_failure(exc: BaseException) -> tuple[str, int | None]:

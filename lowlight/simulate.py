@@ -45,6 +45,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .color import check_image, linear_to_srgb, srgb_to_linear
+
 __all__ = [
     "article_low_light",
     "SimParams",
@@ -54,44 +56,10 @@ __all__ = [
     "simulate_linear",
     "simulate_torch",
     "noise_model",
-    "srgb_to_linear",
-    "linear_to_srgb",
-    "luminance",
     "motion_kernel",
 ]
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _check_image(image, name: str = "image"):
-    """Validate an RGB/RGBA image; return (rgb float32 HxWx3 in [0,1], alpha or None, is_uint8)."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array HxWx3 (RGB) or HxWx4 (RGBA), got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(
-            f"{name}: expected shape HxWx3 (RGB) or HxWx4 (RGBA), got {image.shape}; "
-            "grayscale images must be stacked to 3 channels first"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name}: empty image of shape {image.shape}")
-    if image.dtype == np.uint8:
-        is_uint8 = True
-        rgb = image[..., :3]
-    elif image.dtype in (np.float32, np.float64):
-        is_uint8 = False
-        rgb = image[..., :3]
-        if not np.isfinite(rgb).all():
-            raise ValueError(f"{name}: contains NaN or inf; expected floats in [0, 1]")
-        lo, hi = float(rgb.min()), float(rgb.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"{name}: float values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}] "
-                "(pass uint8 for 0-255 data)"
-            )
-    else:
-        raise TypeError(f"{name}: expected dtype uint8 (0-255) or float32/float64 in [0, 1], got {image.dtype}")
-    alpha = image[..., 3] if image.shape[2] == 4 else None
-    return rgb, alpha, is_uint8
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -120,7 +88,7 @@ def article_low_light(image: np.ndarray, gamma: float = 0.4, scale: float = 0.3,
         raise ValueError(f"gamma: expected a positive number, got {gamma!r}")
     if not (isinstance(scale, (int, float)) and scale >= 0):
         raise ValueError(f"scale: expected a non-negative number, got {scale!r}")
-    rgb, alpha, is_uint8 = _check_image(image)
+    rgb, alpha, is_uint8 = check_image(image)
     rng = _as_rng(rng)
     x = rgb.astype(np.float32) / np.float32(255.0) if is_uint8 else rgb.astype(np.float32)
     dark = x ** (1.0 / gamma) * scale
@@ -133,37 +101,6 @@ def article_low_light(image: np.ndarray, gamma: float = 0.4, scale: float = 0.3,
     return out
 
 
-# --------------------------------------------------------------------------- colour
-
-
-def srgb_to_linear(x):
-    """The sRGB decoding curve (IEC 61966-2-1) for floats in [0, 1]; numpy or torch."""
-    if _is_torch(x):
-        import torch
-
-        return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp(min=0) ** 2.4)
-    x = np.asarray(x)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(y):
-    """The sRGB encoding curve for linear floats in [0, 1]; numpy or torch."""
-    if _is_torch(y):
-        import torch
-
-        return torch.where(y <= 0.0031308, y * 12.92, 1.055 * y.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-    y = np.asarray(y)
-    return np.where(y <= 0.0031308, y * 12.92, 1.055 * np.maximum(y, 0.0031308) ** (1 / 2.4) - 0.055)
-
-
-LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)  # Rec. 709 / sRGB primaries
-
-
-def luminance(image) -> np.ndarray:
-    """Rec. 709 luma of gamma-encoded RGB, in [0, 1] (uint8 input is divided by 255)."""
-    rgb, _, is_uint8 = _check_image(image)
-    x = rgb.astype(np.float32) / 255.0 if is_uint8 else rgb.astype(np.float32)
-    return x @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
 
 
 def _is_torch(x) -> bool:
@@ -457,7 +394,7 @@ def simulate(image: np.ndarray, params: SimParams | None = None, rng=None) -> np
     params = params or SimParams()
     if not isinstance(params, SimParams):
         raise TypeError(f"params: expected SimParams or None, got {type(params).__name__}")
-    rgb, alpha, is_uint8 = _check_image(image)
+    rgb, alpha, is_uint8 = check_image(image)
     rng = _as_rng(rng)
     levels = (1 << params.adc_bits) - 1
     blurred = params.blur_sigma > 0 or params.motion_length > 1

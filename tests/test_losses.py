@@ -1,5 +1,6 @@
 """Tests of lowlight.losses: each term against scikit-image / OpenCV, gradients, masks,
-and the dynamic edge weight (per batch vs per sample)."""
+the dynamic edge weight (per batch vs per sample), the trimap's unknown band (numpy and
+torch forms, lowlight.data.trimap) and the teaching fixture lowlight.teaching.perturb_alpha."""
 from __future__ import annotations
 
 import math
@@ -14,6 +15,9 @@ from skimage.filters import sobel as sk_sobel
 from skimage.metrics import structural_similarity
 
 from lowlight import losses as L
+from lowlight import teaching
+from lowlight.color import mean_luminance
+from lowlight.data.trimap import trimap_from_alpha, trimap_kernel, unknown_band, unknown_band_torch
 
 torch.set_num_threads(1)
 
@@ -99,8 +103,8 @@ def test_term_zero_for_identical_and_positive_otherwise(name, alpha64):
     gt = t(np.stack([alpha64, portrait_alpha(64, seed=4)]))
     assert abs(float(f(gt, gt))) < 1e-9
     assert torch.all(f(gt, gt, reduction="none").abs() < 1e-9)
-    for kind in L.PERTURBATIONS:
-        pred = t(np.stack([L.perturb_alpha(alpha64, kind), L.perturb_alpha(portrait_alpha(64, seed=4), kind)]))
+    for kind in teaching.PERTURBATIONS:
+        pred = t(np.stack([teaching.perturb_alpha(alpha64, kind), teaching.perturb_alpha(portrait_alpha(64, seed=4), kind)]))
         per_sample = f(pred, gt, reduction="none")
         assert per_sample.shape == (2,)
         assert torch.all(per_sample > 0), (name, kind, per_sample)
@@ -137,20 +141,20 @@ def test_ssim_matches_skimage_on_random_images(shape):
 
 def test_ssim_matches_skimage_on_real_alphas(alpha64, coins_alpha):
     for gt in (alpha64, coins_alpha):
-        for kind in L.PERTURBATIONS:
-            pred = L.perturb_alpha(gt, kind, seed=1)
+        for kind in teaching.PERTURBATIONS:
+            pred = teaching.perturb_alpha(gt, kind, seed=1)
             ref = sk_ssim(pred, gt)
             assert float(L.ssim(t(pred, torch.float32), t(gt, torch.float32))) == pytest.approx(ref, abs=1e-3)
             assert float(L.ssim(t(pred), t(gt))) == pytest.approx(ref, abs=1e-9)
     # the map equals skimage's full map minus the reflected border skimage crops itself
-    pred = L.perturb_alpha(coins_alpha, "blur")
+    pred = teaching.perturb_alpha(coins_alpha, "blur")
     ours = L.ssim_map(t(pred), t(coins_alpha))[0, 0].numpy()
     np.testing.assert_allclose(ours, sk_ssim_full(pred, coins_alpha)[5:-5, 5:-5], atol=1e-9)
 
 
 def test_ssim_per_sample_and_pooled(alpha64):
     gts = [alpha64, portrait_alpha(64, seed=5), portrait_alpha(64, seed=6)]
-    preds = [L.perturb_alpha(g, k) for g, k in zip(gts, ("blur", "holes", "noise"))]
+    preds = [teaching.perturb_alpha(g, k) for g, k in zip(gts, ("blur", "holes", "noise"))]
     per = L.ssim(t(np.stack(preds)), t(np.stack(gts)), reduction="none")
     ref = [sk_ssim(p, g) for p, g in zip(preds, gts)]
     np.testing.assert_allclose(per.numpy(), ref, atol=1e-9)
@@ -159,7 +163,7 @@ def test_ssim_per_sample_and_pooled(alpha64):
 
 
 def test_ssim_half_precision_is_computed_in_float32(alpha64):
-    pred = L.perturb_alpha(alpha64, "blur")
+    pred = teaching.perturb_alpha(alpha64, "blur")
     out = L.ssim(t(pred, torch.float16), t(alpha64, torch.float16))
     assert out.dtype == torch.float32
     assert float(out) == pytest.approx(sk_ssim(pred.astype(np.float16), alpha64.astype(np.float16)), abs=1e-3)
@@ -196,7 +200,7 @@ def test_sobel_magnitude_matches_skimage_inside(coins_alpha):
 
 def test_edge_loss_reproduces_the_article_snippet(alpha64):
     """padding='zeros' is the article's EdgeAwareLoss edge term (F.conv2d(padding=1), nn.MSELoss)."""
-    gt, pred = t(alpha64, torch.float32), t(L.perturb_alpha(alpha64, "blur"), torch.float32)
+    gt, pred = t(alpha64, torch.float32), t(teaching.perturb_alpha(alpha64, "blur"), torch.float32)
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3)
     ky = kx.transpose(-1, -2)
 
@@ -270,7 +274,7 @@ def test_gradcheck_composite(dynamic):
 
 def _batch_with_hole(alpha64):
     gt = t(np.stack([alpha64, portrait_alpha(64, seed=8)]))
-    pred = t(np.stack([L.perturb_alpha(alpha64, "blur"), L.perturb_alpha(portrait_alpha(64, seed=8), "noise")]))
+    pred = t(np.stack([teaching.perturb_alpha(alpha64, "blur"), teaching.perturb_alpha(portrait_alpha(64, seed=8), "noise")]))
     valid = torch.ones_like(gt)
     valid[0, :, 20:34, 24:40] = 0        # a CutoutWithAlpha-like hole across the silhouette
     valid[1, :, 40:52, 5:15] = 0
@@ -344,12 +348,12 @@ def test_fully_masked_sample_contributes_nothing(alpha64):
 
 def test_weight_and_unknown_region(alpha64):
     gt = t(alpha64)
-    band = L.unknown_region(gt, width=3)
+    band = unknown_band_torch(gt, width=3)
     assert set(np.unique(band.numpy())) <= {0.0, 1.0}
     frac = (gt > 0.01) & (gt < 0.99)
     assert torch.all(band[frac] == 1)                                   # every fractional pixel is unknown
     assert band[0, 0, 0, 0] == 0 and band[0, 0, -1, 32] == 0              # far background, deep foreground
-    assert float(L.unknown_region(gt, width=6).sum()) > float(band.sum())
+    assert float(unknown_band_torch(gt, width=6).sum()) > float(band.sum())
     # residue far from the subject is invisible to an unknown-region loss, visible to the plain one
     pred = gt.clone()
     pred[0, 0, 2:6, 2:6] = 0.3
@@ -358,6 +362,85 @@ def test_weight_and_unknown_region(alpha64):
     crit = L.MattingLoss(dict(mse=1, l1=1), region="unknown", unknown_width=3)
     assert float(crit(pred, gt)[0]) == 0.0
     assert float(L.MattingLoss(dict(mse=1, l1=1))(pred, gt)[0]) > 0
+
+
+def _random_alphas(seed=0):
+    """Random alphas with large definite regions, hard edges, fractional pixels and the
+    values right at the 8-bit thresholds (0.5/255 and 254.5/255 round to 1 and 255)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(8):
+        h, w = int(rng.integers(3, 48)), int(rng.integers(3, 48))
+        coarse = rng.random((max(1, h // 6), max(1, w // 6)))
+        a = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR if k % 2 else cv2.INTER_NEAREST)
+        a = np.clip((a - 0.3) * 2.5 + rng.normal(0, 0.02, (h, w)) * (k % 3 == 0), 0, 1)
+        edge = rng.random((h, w)) < 0.05
+        a[edge] = rng.choice([0.5 / 255, 1 / 255, 254 / 255, 254.5 / 255, 1 - 1e-7, 1e-7], int(edge.sum()))
+        out.append(a.astype(np.float32 if k % 2 else np.float64))
+    return out
+
+
+@pytest.mark.parametrize("width", [None, 0, 1, 2, 3, 5, 8])
+def test_unknown_band_numpy_and_torch_agree_exactly(width):
+    for a in _random_alphas(seed=width or 0):
+        ref = unknown_band(a, width)
+        assert ref.dtype == bool and ref.shape == a.shape
+        for dtype in (torch.float32, torch.float64):
+            band = unknown_band_torch(torch.from_numpy(a).to(dtype)[None, None], width)
+            assert band.dtype == dtype and band.shape == (1, 1, *a.shape)
+            np.testing.assert_array_equal(band[0, 0].numpy() > 0.5, ref)
+        a8 = np.floor(np.clip(a.astype(np.float32), 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+        np.testing.assert_array_equal(unknown_band_torch(torch.from_numpy(a8)[None, None], width)[0, 0].numpy() > 0.5,
+                                      unknown_band(a8, width))
+        # the data set's trimap has exactly this band
+        np.testing.assert_array_equal(trimap_from_alpha(a, width) == 128, ref)
+    # a batch of several samples and channels is the per-image band
+    alphas = [a[:3, :3] for a in _random_alphas(seed=7)]
+    batch = torch.from_numpy(np.stack(alphas).astype(np.float32)).view(2, 4, 3, 3)
+    out = unknown_band_torch(batch, width)
+    for i, a in enumerate(alphas):
+        np.testing.assert_array_equal(out.view(8, 3, 3)[i].numpy() > 0.5, unknown_band(a.astype(np.float32), width))
+
+
+def test_unknown_band_kernel_and_definition():
+    k = trimap_kernel(5)
+    assert k.shape == (11, 11) and k[5].all() and k[:, 5].all()           # reaches 5 px along both axes
+    assert k[0, 0] == 0 and k.sum() < 121 and np.array_equal(k, k[::-1, ::-1])  # elliptical, not the square
+    a = np.zeros((40, 40), np.float32)
+    a[:, 20:] = 1.0                                                       # one vertical hard edge
+    band = unknown_band(a, 5)
+    assert band[:, 15:25].all() and not band[:, :15].any() and not band[:, 25:].any()
+    np.testing.assert_array_equal(unknown_band(a, 0), np.zeros_like(band))  # no fractional pixel
+    a[10, 5] = 1 / 255                                                    # one 8-bit level off 0: not definite
+    assert unknown_band(a, 0)[10, 5] and unknown_band(a, 2)[10, 7] and not unknown_band(a, 2)[10, 8]
+    with pytest.raises(ValueError, match="width must be an int >= 0"):
+        unknown_band_torch(torch.zeros(1, 1, 4, 4), -1)
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        unknown_band_torch(torch.zeros(4, 4))
+
+
+def test_module_forms_equal_the_functions(alpha64):
+    pred, gt, valid = _batch_with_hole(alpha64)
+    weight = torch.rand_like(gt)
+    pairs = [(L.MSELoss(), L.mse_loss, {}), (L.L1Loss(), L.l1_loss, {}),
+             (L.SSIMLoss(sigma=1.0), L.ssim_loss, {"sigma": 1.0}),
+             (L.EdgeLoss(padding="zeros"), L.edge_loss, {"padding": "zeros"}),
+             (L.LaplacianLoss(levels=3), L.laplacian_loss, {"levels": 3})]
+    for module, fn, kw in pairs:
+        assert torch.equal(module(pred, gt, valid, weight), fn(pred, gt, valid, weight, **kw))
+        per = type(module)(reduction="none", **kw)(pred, gt)
+        assert torch.equal(per, fn(pred, gt, reduction="none", **kw)) and per.shape == (2,)
+
+
+def test_one_home_per_concept():
+    """Luminance lives in lowlight.color, the band in lowlight.data.trimap, the fixture in
+    lowlight.teaching; lowlight.losses re-exports exactly its __all__."""
+    for gone in ("luminance", "LUMA_WEIGHTS", "unknown_region", "perturb_alpha", "PERTURBATIONS"):
+        assert not hasattr(L, gone), gone
+    assert all(hasattr(L, name) for name in L.__all__)
+    from lowlight.losses import filters
+
+    assert L.sobel is filters.sobel and L.laplacian_pyramid is filters.laplacian_pyramid
 
 
 # ---------------------------------------------------------------------------- dynamic weights
@@ -375,12 +458,12 @@ def test_luminance_rec709_and_article_mean():
     img = torch.zeros(2, 3, 4, 4)
     img[0, 2] = 1.0                                           # pure blue
     img[1] = 0.5                                              # grey
-    np.testing.assert_allclose(L.luminance(img).numpy(), [0.0722, 0.5], atol=1e-6)
-    np.testing.assert_allclose(L.luminance(img, "mean").numpy(), [1 / 3, 0.5], atol=1e-6)
+    np.testing.assert_allclose(mean_luminance(img).numpy(), [0.0722, 0.5], atol=1e-6)
+    np.testing.assert_allclose(mean_luminance(img, "mean").numpy(), [1 / 3, 0.5], atol=1e-6)
     with pytest.raises(ValueError, match="normalis"):
-        L.luminance((img - 0.45) / 0.225)                    # ImageNet-normalised input
+        mean_luminance((img - 0.45) / 0.225)                    # ImageNet-normalised input
     with pytest.raises(ValueError, match="N x 3 x H x W"):
-        L.luminance(torch.rand(2, 1, 4, 4))
+        mean_luminance(torch.rand(2, 1, 4, 4))
 
 
 def test_weights_agree_on_uniform_batches():
@@ -417,8 +500,8 @@ def test_weights_differ_as_documented_on_mixed_batches(alpha64):
 
     # composite: per-sample minus per-batch edge contribution = sum_i (w_i - w_bar) c_i E_i / sum c_i
     gts = [portrait_alpha(32, seed=s) for s in range(4)]
-    preds = [L.perturb_alpha(gts[0], "hair_removed"), L.perturb_alpha(gts[1], "blur"),
-             L.perturb_alpha(gts[2], "noise", 0.01), L.perturb_alpha(gts[3], "noise", 0.01)]
+    preds = [teaching.perturb_alpha(gts[0], "hair_removed"), teaching.perturb_alpha(gts[1], "blur"),
+             teaching.perturb_alpha(gts[2], "noise", 0.01), teaching.perturb_alpha(gts[3], "noise", 0.01)]
     pred, gt = t(np.stack(preds)), t(np.stack(gts))
     e = L.edge_loss(pred, gt, reduction="none")
     tot_s, logs_s = L.MattingLoss(dict(mse=1), dynamic="sample")(pred, gt, img)
@@ -434,7 +517,7 @@ def test_article_snippet_luma_is_the_channel_mean():
     sodium-free street light) can be 'bright' by the mean and 'dark' by Rec. 709."""
     img = torch.zeros(1, 3, 8, 8)
     img[:, 0], img[:, 1], img[:, 2] = 0.2, 0.2, 0.6
-    assert float(L.luminance(img, "mean")) > 0.3 > float(L.luminance(img))
+    assert float(mean_luminance(img, "mean")) > 0.3 > float(mean_luminance(img))
     assert float(L.dynamic_edge_weight(img, "sample", weights="mean")) == 1.5
     assert float(L.dynamic_edge_weight(img, "sample")) == 3.0
 
@@ -444,7 +527,7 @@ def test_article_snippet_luma_is_the_channel_mean():
 
 def test_composite_returns_total_and_detached_logs(alpha64):
     gt = t(alpha64)
-    pred = t(L.perturb_alpha(alpha64, "blur")).requires_grad_(True)
+    pred = t(teaching.perturb_alpha(alpha64, "blur")).requires_grad_(True)
     lam = dict(mse=1.0, ssim=0.5, edge=2.0, l1=0.25, laplacian=0.1)
     total, logs = L.MattingLoss(lam)(pred, gt)
     assert set(logs) == set(lam) | {"edge_weight", "total"}
@@ -461,7 +544,7 @@ def test_composite_returns_total_and_detached_logs(alpha64):
 
 def test_composite_float32_autocast_cpu(alpha64):
     gt = t(alpha64, torch.float32)
-    pred = t(L.perturb_alpha(alpha64, "blur"), torch.float32)
+    pred = t(teaching.perturb_alpha(alpha64, "blur"), torch.float32)
     crit = L.MattingLoss()
     ref, _ = crit(pred, gt)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -511,15 +594,15 @@ def test_the_test_alpha_has_fractional_strands():
 def test_perturbations_are_deterministic_and_targeted(alpha64):
     bald = portrait_alpha(64, seed=3, hair=False)
     hair = (alpha64 - bald) > 0.05
-    for kind in L.PERTURBATIONS:
-        p = L.perturb_alpha(alpha64, kind, seed=2)
-        np.testing.assert_array_equal(p, L.perturb_alpha(alpha64, kind, seed=2))
+    for kind in teaching.PERTURBATIONS:
+        p = teaching.perturb_alpha(alpha64, kind, seed=2)
+        np.testing.assert_array_equal(p, teaching.perturb_alpha(alpha64, kind, seed=2))
         assert p.shape == alpha64.shape and np.abs(p - alpha64).max() > 0.05, kind
-    removed = L.perturb_alpha(alpha64, "hair_removed")
+    removed = teaching.perturb_alpha(alpha64, "hair_removed")
     assert (alpha64 - removed)[hair].sum() > 0.5 * (alpha64 - bald)[hair].sum()   # most strand mass is gone...
     assert np.abs(removed - alpha64)[bald > 0.99].max() < 0.05     # ...the body stays
-    residue = L.perturb_alpha(alpha64, "background_residue")
+    residue = teaching.perturb_alpha(alpha64, "background_residue")
     changed = np.abs(residue - alpha64) > 0.01
     assert changed.any() and alpha64[changed].max() < 0.01         # only background pixels change
     with pytest.raises(ValueError, match="kind must be one of"):
-        L.perturb_alpha(alpha64, "rotate")
+        teaching.perturb_alpha(alpha64, "rotate")

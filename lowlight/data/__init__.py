@@ -4,7 +4,7 @@
 submodule                   what it holds
 ==========================  ================================================================
 ``compositing``             ``composite`` (I = aF + (1-a)B in 8-bit sRGB), foreground
-                            estimation (pymatting), ``fractional_fraction``, ``luminance``
+                            estimation (pymatting), ``fractional_fraction``
 ``foregrounds``             procedural foreground families with fractional alpha
 ``backgrounds``             photo / procedural / night / backlit backgrounds
 ``photos``                  scikit-image's offline photos and their licences
@@ -20,14 +20,14 @@ does not import torch.
 from __future__ import annotations
 
 from .backgrounds import BACKGROUND_KINDS, make_background
-from .compositing import (composite, estimate_foreground, fractional_fraction, luminance, recomposite,
-                          to_alpha_float, to_alpha_uint8)
+from .compositing import (composite, estimate_foreground, fractional_fraction, recomposite, to_alpha_float,
+                          to_alpha_uint8)
 from .folders import DataFolderError, list_images, pair_files, read_alpha, read_image
 from .foregrounds import FAMILIES, Foreground, make_foreground, random_texture
 from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, SPLITS, LLMatteSpec,
                       build_llmatte, llmatte_dir, load_manifest, make_sample, read_sample, sample_rng,
                       verify_llmatte)
-from .photos import PHOTOS, load_photo, photo_licences
+from .photos import PEOPLE_PHOTOS, PHOTOS, SCENE_PHOTOS, load_photo, photo_licences
 from .trimap import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, default_trimap_width, trimap_from_alpha
 
 _LAZY = {"MODES", "MattingDataset", "LLMatteDataset", "ImageAlphaFolder", "Composition1kFolder",
@@ -44,10 +44,10 @@ def __getattr__(name):
 
 __all__ = sorted([
     "BACKGROUND_KINDS", "make_background", "composite", "estimate_foreground", "fractional_fraction",
-    "luminance", "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
+    "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
     "pair_files", "read_alpha", "read_image", "FAMILIES", "Foreground", "make_foreground",
     "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "SPLITS",
     "LLMatteSpec", "build_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
-    "sample_rng", "verify_llmatte", "PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
+    "sample_rng", "verify_llmatte", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
     "TRIMAP_UNKNOWN", "default_trimap_width", "trimap_from_alpha", *_LAZY,
 ])

@@ -39,7 +39,7 @@ def _defocus(img: np.ndarray, rng: np.random.Generator, size: int, p: float = 0.
 
 
 # real scenes are drawn more often than the grey texture photos
-_PHOTO_WEIGHTS = np.array([3.0 if n in ("astronaut", "coffee", "chelsea", "rocket", "camera") else 1.0
+_PHOTO_WEIGHTS = np.array([3.0 if n in ("coffee", "chelsea", "rocket") else 1.0
                            for n in BACKGROUND_PHOTOS])
 _PHOTO_WEIGHTS /= _PHOTO_WEIGHTS.sum()
 
@@ -52,7 +52,7 @@ def _muted(rng, lo=0, hi=255, keep=0.6):
 def _photo(size, rng):
     name = str(rng.choice(BACKGROUND_PHOTOS, p=_PHOTO_WEIGHTS))
     img = D.photo_crop(load_photo(name), size, rng, scale=(0.35, 1.0))
-    if name in ("camera", "brick", "grass", "gravel"):
+    if name in ("brick", "grass", "gravel"):
         tint = rng.uniform(0.5, 1.0, 3).astype(np.float32)
         img = np.clip(img.astype(np.float32) * tint / tint.max(), 0, 255).astype(np.uint8)
     return _defocus(img, rng, size), {"source": name}

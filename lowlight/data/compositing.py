@@ -16,7 +16,6 @@ __all__ = [
     "estimate_foreground",
     "recomposite",
     "fractional_fraction",
-    "luminance",
 ]
 
 
@@ -124,10 +123,3 @@ def fractional_fraction(alpha, region: str = "all") -> float:
         n = int((a8 > 0).sum())
         return float(frac.sum() / n) if n else 0.0
     raise ValueError(f"fractional_fraction: region must be 'all' or 'object', got {region!r}")
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of a uint8 RGB image, float32 in [0, 1] (on sRGB values).  Notebook 01."""
-    from ..simulate import luminance as _luma
-
-    return _luma(_check_rgb("image", image))

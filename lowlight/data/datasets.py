@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .compositing import composite, estimate_foreground, luminance, to_alpha_float, to_alpha_uint8
+from ..color import luminance
+from .compositing import composite, estimate_foreground, to_alpha_float, to_alpha_uint8
 from .folders import (DataFolderError, check_same_size, cover_crop, fit_to_size, list_images,
                       pair_files, read_alpha, read_image)
 from .llmatte import build_llmatte, llmatte_dir, load_manifest

@@ -21,7 +21,7 @@ import numpy as np
 __all__ = ["IMAGE_EXTENSIONS", "DataFolderError", "read_image", "read_alpha", "list_images",
            "pair_files", "check_same_size", "fit_to_size", "cover_crop"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from ..io import IMAGE_EXTENSIONS
 
 
 class DataFolderError(ValueError):

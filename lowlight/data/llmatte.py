@@ -48,9 +48,10 @@ import cv2
 import numpy as np
 
 from .. import config
-from ..viz import atomic_write_text
+from ..io import atomic_write_text
 from .backgrounds import make_background
-from .compositing import composite, fractional_fraction, luminance, to_alpha_uint8
+from ..color import luminance
+from .compositing import composite, fractional_fraction, to_alpha_uint8
 from .foregrounds import FAMILIES, make_foreground
 from .photos import photo_licences
 from .trimap import trimap_from_alpha
@@ -148,7 +149,7 @@ def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
 
 
 def _mean_linear_luma(img: np.ndarray) -> float:
-    from ..simulate import srgb_to_linear
+    from ..color import srgb_to_linear
 
     return float(srgb_to_linear(luminance(img).astype(np.float64)).mean())
 
@@ -286,7 +287,7 @@ def _is_complete(path: Path) -> bool:
 
 def build_llmatte(profile=None, root: str | Path | None = None, force: bool = False,
                   progress: bool = True, verbose: bool = True, workers: int | None = None,
-                  clean_stale: bool = True, **changes) -> Path:
+                  clean_stale: bool = False, **changes) -> Path:
     """Generate (or find cached) LL-Matte data for ``profile``; returns its folder.
 
     The folder name carries a hash of the parameters and of the generator's source, so a
@@ -296,7 +297,9 @@ def build_llmatte(profile=None, root: str | Path | None = None, force: bool = Fa
     prints the speed.  ``workers > 1`` generates in that many processes (same bytes);
     ``None`` takes the profile's ``num_workers`` (1 on ``smoke``/``quick``, 8 on ``full``),
     capped by the CPU count.
-    ``clean_stale`` removes older LL-Matte folders of the same profile.  ``changes`` go
+    ``clean_stale=True`` removes folders that an older version of this generator made for the
+    *same* spec (same profile and parameters, another source hash); other variants and any
+    folder the course did not generate are never touched.  ``changes`` go
     to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01.
     """
     spec = LLMatteSpec.from_profile(profile, **changes)
@@ -373,7 +376,14 @@ def build_llmatte(profile=None, root: str | Path | None = None, force: bool = Fa
               f"@ {spec.eval_size}px) in {seconds:.1f} s = {n / max(seconds, 1e-9):.1f} samples/s -> {path}")
     if clean_stale:
         for other in base.glob(f"{name}-*"):
-            if other != path and other.is_dir() and (other / "manifest.json").is_file():
+            if other == path or not other.is_dir():
+                continue
+            try:
+                m = json.loads((other / "manifest.json").read_text())
+            except (OSError, ValueError):
+                continue                                  # not ours: never touched
+            if (m.get("format") == FORMAT and m.get("profile") == name and m.get("spec") == spec.to_dict()
+                    and m.get("source_hash") != _source_hash()):
                 shutil.rmtree(other, ignore_errors=True)
     return path
 

@@ -1,5 +1,6 @@
-"""Real photographs that ship inside scikit-image (no download), for textures and
-backgrounds of the procedural data set (notebook 01).
+"""Real photographs that ship inside scikit-image and matplotlib (no download): textures and
+backgrounds of the procedural data set (notebook 01), people-free scenes for self-distillation
+(notebook 06), and three photos of people held out for evaluation (notebook 07).
 
 scikit-image 0.26 fetches most of its gallery with ``pooch`` on first use; the images
 below are the ones stored in the wheel itself, so they load offline.  Each entry records
@@ -11,7 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["PHOTOS", "TEXTURE_PHOTOS", "BACKGROUND_PHOTOS", "load_photo", "photo_licences"]
+__all__ = ["PHOTOS", "TEXTURE_PHOTOS", "BACKGROUND_PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo",
+           "photo_licences"]
 
 # name -> (description, licence as stated in skimage.data)
 PHOTOS: dict[str, tuple[str, str]] = {
@@ -25,14 +27,20 @@ PHOTOS: dict[str, tuple[str, str]] = {
     "brick": ("brick wall texture (grey)", "CC0 (CC0Textures)"),
     "grass": ("grass texture (grey)", "CC0 (DeviantArt user linolafett)"),
     "gravel": ("gravel texture (grey)", "CC0 (CC0Textures)"),
+    "grace_hopper": ("Rear Admiral Grace Hopper, US Navy portrait (matplotlib sample data)",
+                     "public domain (US Navy photo; shipped by matplotlib as sample_data/grace_hopper.jpg)"),
 }
 
+#: real photographs of people, found offline in registry packages: held out for evaluation
+#: (notebook 07). They are never used for training, nor as textures or backgrounds of LL-Matte.
+PEOPLE_PHOTOS = ("astronaut", "camera", "grace_hopper")
+
 #: photos used as foreground colour/texture sources
-TEXTURE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-                  "brick", "grass", "gravel")
+TEXTURE_PHOTOS = ("coffee", "chelsea", "rocket", "immunohistochemistry", "brick", "grass", "gravel")
 #: photos used as backgrounds
-BACKGROUND_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
-                     "camera", "brick", "grass", "gravel")
+BACKGROUND_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "brick", "grass", "gravel")
+#: people-free colour photos: unlabelled material for self-distillation (notebook 06)
+SCENE_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
 
 @lru_cache(maxsize=None)
@@ -43,9 +51,16 @@ def load_photo(name: str) -> np.ndarray:
     """
     if name not in PHOTOS:
         raise ValueError(f"load_photo: unknown photo {name!r}; available: {', '.join(PHOTOS)}")
-    import skimage.data
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
 
-    img = np.asarray(getattr(skimage.data, name)())
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+            img = np.asarray(matplotlib.image.imread(fh, format="jpg"))
+    else:
+        import skimage.data
+
+        img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     img = np.ascontiguousarray(img[..., :3].astype(np.uint8))
@@ -55,4 +70,4 @@ def load_photo(name: str) -> np.ndarray:
 
 def photo_licences() -> dict[str, str]:
     """``{name: licence}`` for every photo the generator may use.  Notebook 01."""
-    return {k: v[1] for k, v in PHOTOS.items()}
+    return {k: PHOTOS[k][1] for k in dict.fromkeys(TEXTURE_PHOTOS + BACKGROUND_PHOTOS)}

@@ -1,29 +1,14 @@
-"""Figure helpers shared by the notebooks."""
+"""Presentation: figures and widgets -- the only part of the package that imports matplotlib.
+
+``save_fig``, ``brighten`` and ``show_images`` here; :mod:`.evaluation` draws the evaluation's
+figures, :mod:`.widgets` is the exposure/noise explorer of notebook 01.
+"""
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
-from . import config
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success it is renamed over ``path``
-    (readable by all), on failure removed -- a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from .. import config
+from ..io import atomic_path
 
 
 def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: int = 110) -> Path:
@@ -40,14 +25,6 @@ def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: i
         # fixed metadata so that the same figure gives the same bytes
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return Path(path)
 
 
 def brighten(img, target: float = 0.5, max_gain: float | None = None):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import simulate as sim
-from . import viz
+from .. import simulate as sim
+from ..color import luminance
 
 MODELS = ("physical", "article")
 
@@ -27,8 +27,8 @@ def default_image(size: int = 256) -> np.ndarray:
 
 
 def _stats(low: np.ndarray, clean: np.ndarray) -> dict:
-    y_low = sim.luminance(low) * 255
-    y_clean = sim.luminance(clean) * 255
+    y_low = luminance(low) * 255
+    y_clean = luminance(clean) * 255
     noise = low.astype(np.float32) - clean.astype(np.float32)
     signal = float(y_clean.mean())
     std = float(noise.std())
@@ -71,7 +71,9 @@ def render(image: np.ndarray | None = None, model: str = "physical", params: sim
     k = 2
     if brighten:
         # stretch so the noise becomes visible (what a phone's night mode would have to undo)
-        shown, gain = viz.brighten(low, 128 / 255)
+        from . import brighten as _brighten
+
+        shown, gain = _brighten(low, 128 / 255)
         axes[2].imshow(shown)
         axes[2].set_title(f"simulated x{gain:.1f} (to see the noise)", fontsize=9)
         k = 3
@@ -79,8 +81,8 @@ def render(image: np.ndarray | None = None, model: str = "physical", params: sim
         ax.axis("off")
     h = axes[k]
     bins = np.arange(0, 257, 4)
-    h.hist((sim.luminance(image) * 255).ravel(), bins=bins, alpha=0.5, label="normal", density=True)
-    h.hist((sim.luminance(low) * 255).ravel(), bins=bins, alpha=0.6, label="low light", density=True)
+    h.hist((luminance(image) * 255).ravel(), bins=bins, alpha=0.5, label="normal", density=True)
+    h.hist((luminance(low) * 255).ravel(), bins=bins, alpha=0.6, label="low light", density=True)
     h.set_yscale("log")
     h.set_xlabel("luma (DN)")
     h.legend(fontsize=8)

@@ -1,0 +1,168 @@
+"""Matting under controlled exposure: every test image rendered at fixed EVs, every model scored on
+the same renders, and paired bootstrap intervals for the change between two models (notebook 07).
+
+Two kinds of test items:
+
+* **with a true matte** -- the LL-Matte portrait test split: the DIM metrics in the trimap's
+  unknown band *and* whole-image SAD/MSE (``sad_image``, ``mse_image``; a trimap-free model can
+  fail far from the subject, where the unknown band never looks);
+* **real photographs of people** without a matte -- the reference is the original model's matte of
+  the clean photo, the trimap is derived from it: "does the model see the same person at night as
+  in daylight?" (its own normal-light behaviour is the target, not the truth).
+
+Conditions: ``"clean"`` (the image as it is) and each EV of :data:`EVS` through the physical
+simulator (its noise and colour cast even at EV 0). Noise draws are keyed by (item, EV, seed), so
+every model sees exactly the same inputs.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..color import luminance
+from ..metrics import all_metrics
+from .protocol import METRICS, quantize_alpha
+
+__all__ = ["EVS", "CLEAN", "darken", "whole_image_errors", "score_grid", "grid_means", "paired_bootstrap",
+           "grid_change", "ALL_METRICS"]
+
+#: the exposures of the grid (EV 0: the simulator's noise and cast at full exposure)
+EVS = (0.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0)
+#: the unmodified image
+CLEAN = "clean"
+#: the DIM metrics in the unknown band, then the whole-image ones
+ALL_METRICS = METRICS + ("sad_image", "mse_image")
+
+
+def darken(img: np.ndarray, ev: float, seed: int, key: str) -> np.ndarray:
+    """``img`` at exposure ``ev`` through :func:`lowlight.simulate.simulate` with the default sensor;
+    the noise stream is keyed by ``(seed, key, ev)``, independent of evaluation order."""
+    from ..simulate import SimParams, simulate
+
+    rng = np.random.default_rng(np.random.SeedSequence(
+        [int(seed), zlib.crc32(key.encode()), int(round(float(ev) * 1000)) % (2**31)]))
+    return simulate(img, SimParams.from_ev(float(ev)), rng)
+
+
+def whole_image_errors(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """SAD (/1000) and MSE over *all* pixels of two 8-bit mattes (the trimap-free convention)."""
+    e = (pred.astype(np.float64) - gt.astype(np.float64)) / 255.0
+    return {"sad_image": float(np.abs(e).sum() / 1000.0), "mse_image": float((e * e).mean())}
+
+
+def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items: Sequence[dict],
+               evs: Sequence[float] = EVS, seeds: Sequence[int] = (0,), clean: bool = True,
+               reference: str = "original") -> list[dict]:
+    """Score every matter on every item under every condition.
+
+    ``matters``: ``{row: f(uint8 RGB) -> float alpha in [0, 1]}`` (e.g.
+    :class:`lowlight.inference.ImageMatter`). ``items``: dicts with ``name``, ``image`` (uint8 RGB)
+    and optionally ``alpha`` and ``trimap`` (uint8); an item without ``alpha`` is scored against
+    ``matters[reference]``'s matte of its clean image (and a trimap from it). Returns one record
+    per (row, item, condition, seed) with :data:`ALL_METRICS`, ``luma`` of the input and
+    ``mad`` = mean |prediction - target| (in [0, 1]).
+    """
+    from ..data import trimap_from_alpha
+
+    conds = ([(CLEAN, 0)] if clean else []) + [(float(ev), int(s)) for ev in evs for s in seeds]
+    records = []
+    for item in items:
+        img = item["image"]
+        if item.get("alpha") is not None:
+            gt, kind = np.asarray(item["alpha"], np.uint8), "true"
+        else:
+            if reference not in matters:
+                raise ValueError(f"item {item['name']!r} has no alpha and matters has no {reference!r} row")
+            gt, kind = quantize_alpha(matters[reference](img)), "reference"
+        tri = item.get("trimap")
+        tri = np.asarray(tri, np.uint8) if tri is not None else trimap_from_alpha(gt)
+        for ev, seed in conds:
+            x = img if ev == CLEAN else darken(img, ev, seed, item["name"])
+            luma = float(luminance(x).mean())
+            for row, matter in matters.items():
+                pred = quantize_alpha(matter(x))
+                m = all_metrics(pred, gt, tri)
+                rec = {"model": row, "item": item["name"], "target": kind, "ev": ev, "seed": seed, "luma": luma,
+                       **{k: float(m[k]) for k in METRICS}, **whole_image_errors(pred, gt)}
+                rec["mad"] = float(np.abs(pred.astype(np.int16) - gt).mean() / 255.0)
+                records.append(rec)
+    return records
+
+
+def _per_item(records, model, ev, metric) -> dict:
+    """``{item: mean metric over noise seeds}`` of one row at one condition."""
+    acc: dict[str, list] = {}
+    for r in records:
+        if r["model"] == model and r["ev"] == ev:
+            acc.setdefault(r["item"], []).append(r[metric])
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def grid_means(records: Sequence[dict], metric: str = "sad_image") -> dict:
+    """``{row: {condition: mean metric}}`` (over items and noise seeds), conditions in grid order."""
+    out: dict[str, dict] = {}
+    for r in records:
+        out.setdefault(r["model"], {}).setdefault(r["ev"], []).append(r[metric])
+    order = lambda c: (-1e9 if c == CLEAN else -c)  # noqa: E731 - clean first, then bright to dark
+    return {m: {c: float(np.mean(v[c])) for c in sorted(v, key=order)} for m, v in out.items()}
+
+
+def paired_bootstrap(base: Sequence[float], new: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict:
+    """Relative change of the mean, ``100 (mean(new) - mean(base)) / mean(base)``, with a paired
+    percentile bootstrap interval: the same items are resampled for both (the pairing is what
+    makes a few dozen images enough). Returns ``{"change_pct", "lo", "hi", "n", "base", "new"}``."""
+    b, n = np.asarray(base, np.float64), np.asarray(new, np.float64)
+    if b.shape != n.shape or b.ndim != 1 or b.size == 0:
+        raise ValueError(f"paired_bootstrap: expected two equal-length non-empty lists, got {b.shape} and {n.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, b.size, size=(int(n_boot), b.size))
+    mb, mn = b[idx].mean(1), n[idx].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = 100.0 * (mn - mb) / mb
+    ratios = ratios[np.isfinite(ratios)]
+    a = (1.0 - level) / 2.0
+    lo, hi = (np.quantile(ratios, [a, 1.0 - a]) if ratios.size else (float("nan"), float("nan")))
+    base_mean = float(b.mean())
+    return {"change_pct": 100.0 * (float(n.mean()) - base_mean) / base_mean if base_mean else float("nan"),
+            "lo": float(lo), "hi": float(hi), "n": int(b.size), "base": base_mean, "new": float(n.mean())}
+
+
+def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], metric: str = "sad_image",
+                conditions: Sequence | None = None, pooled: Sequence | None = None, n_boot: int = 2000) -> dict:
+    """Relative change from row ``base`` to row(s) ``new`` per condition, with paired bootstrap
+    intervals over items. Several ``new`` rows (training seeds) are averaged per item first, and
+    each seed's own change is listed under ``"seeds"``. ``pooled``: conditions also pooled into one
+    entry (key ``"pooled"``), each item-condition pair one unit. Returns ``{condition: {...}}``."""
+    news = [new] if isinstance(new, str) else list(new)
+    conds = list(conditions) if conditions is not None else list(grid_means(records, metric).get(base, {}))
+    out = {}
+
+    def pair(cs):
+        bvals, nvals, seeds = [], [], {m: [] for m in news}
+        for c in cs:
+            b = _per_item(records, base, c, metric)
+            ns = [_per_item(records, m, c, metric) for m in news]
+            for item in sorted(b):
+                if all(item in d for d in ns):
+                    bvals.append(b[item])
+                    nvals.append(float(np.mean([d[item] for d in ns])))
+                    for m, d in zip(news, ns):
+                        seeds[m].append(d[item])
+        if not bvals:
+            return None
+        res = paired_bootstrap(bvals, nvals, n_boot=n_boot)
+        res["seeds"] = {m: 100.0 * (np.mean(v) - np.mean(bvals)) / np.mean(bvals) for m, v in seeds.items()}
+        return res
+
+    for c in conds:
+        r = pair([c])
+        if r is not None:
+            out[c] = r
+    if pooled:
+        r = pair(list(pooled))
+        if r is not None:
+            out["pooled"] = r
+    return out

@@ -1,0 +1,179 @@
+"""Files: atomic writes, image files, checkpoints -- one definition each.
+
+Nothing the course writes can be seen half-written: every file goes to a temporary name in
+the same folder and is renamed over its target only once complete (:func:`atomic_path`).
+Checkpoints are read weights-only (no pickled code runs) and a file that is not a course
+checkpoint is refused with a :class:`CheckpointError` that names it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["IMAGE_EXTENSIONS", "atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
+           "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model_weights",
+           "weights_digest"]
+
+#: file suffixes read as images (data folders, ``predict``)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, mode: int = 0o644):
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path`` (with
+    permissions ``mode``), on failure removed -- a reader never sees half a file and a kill
+    leaves at most a hidden ``.<name>.*.part`` file beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def jsonable(x):
+    """``x`` with NaN/inf floats as ``None``, paths and numpy scalars as plain values, tuples as
+    lists, dict keys as strings: what JSON can hold without surprises."""
+    import math
+
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "ndim", 1) == 0:   # numpy scalar
+        return jsonable(x.item())
+    return x
+
+
+def atomic_write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
+    """Write ``obj`` (through :func:`jsonable`) as indented JSON to ``path`` atomically."""
+    kwargs.setdefault("indent", 1)
+    return atomic_write_text(path, json.dumps(jsonable(obj), **kwargs) + "\n")
+
+
+def csv_text(rows, keys=None) -> str:
+    """Rows (dicts) as CSV text; floats with 6 significant digits; columns ``keys`` (default: all
+    keys in order of first appearance)."""
+    import csv
+    import io as _io
+
+    rows = list(rows)
+    keys = list(keys or dict.fromkeys(k for r in rows for k in r))
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in keys})
+    return buf.getvalue()
+
+
+def write_png(path: str | os.PathLike, arr) -> Path:
+    """Encode a uint8 grey (HxW), RGB or RGBA array as PNG and write it atomically."""
+    import cv2
+    import numpy as np
+
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"write_png {path}: expected uint8 HxW, HxWx3 or HxWx4, got {arr.dtype} {arr.shape}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:  # pragma: no cover - uint8 PNG always encodes
+        raise OSError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+# --------------------------------------------------------------------------- checkpoints
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, not a course checkpoint, or of another model."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """``torch.save(state)`` to a temporary file beside ``path``, then rename."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a course checkpoint weights-only; a clear :class:`CheckpointError` otherwise.
+
+    A course checkpoint is a dict with a ``"model"`` state dict. Files that torch cannot read
+    weights-only (a pickle with code in it, a truncated or empty file) are refused: the message
+    says the file is not a course checkpoint rather than suggesting to load it unsafely.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path}: the file is empty (0 bytes); not a course checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        first = (str(exc).strip().splitlines() or [""])[0]
+        if "weights_only" in first or "Unsupported global" in str(exc):
+            reason = "it holds Python objects other than tensors, so it is not a course checkpoint"
+        else:
+            reason = f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a weights-only torch checkpoint "
+                              f"({reason})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path}: expected a dict with a 'model' state dict "
+                              "(a checkpoint written by `python -m lowlight.train`)")
+    return state
+
+
+def load_model_weights(model, path: str | os.PathLike) -> dict:
+    """Load a checkpoint's model weights into ``model`` (strict); returns the checkpoint."""
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit this model "
+                              f"(saved for model {state.get('model_name', '?')!r}; {first[:300]})") from None
+    return state
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of a model's state dict (names, shapes and bytes), for equality checks."""
+    import torch
+
+    m = getattr(model, "module", model)
+    h = hashlib.sha256()
+    for k, v in sorted(m.state_dict().items()):
+        h.update(k.encode())
+        t = v.detach().cpu().contiguous()
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,83 @@
+"""Teaching helpers: helpers that exist to demonstrate something in a notebook; the library never uses them.
+
+=====================  ==========================================================  ========
+helper                 what it demonstrates                                        notebook
+=====================  ==========================================================  ========
+:func:`perturb_alpha`  controlled mistakes of a ground-truth alpha, one kind at a  05
+                       time, to see which loss term reacts to which mistake
+=====================  ==========================================================  ========
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PERTURBATIONS", "perturb_alpha"]
+
+#: the kinds of :func:`perturb_alpha`
+PERTURBATIONS = ("blur", "shift", "noise", "holes", "hair_removed", "background_residue")
+
+
+def perturb_alpha(alpha: np.ndarray, kind: str, strength: float | None = None, seed: int = 0) -> np.ndarray:
+    """A controlled error of a ground-truth alpha (HxW float in [0, 1]) (notebook 05).
+
+    ``kind`` and ``strength`` (its default):
+
+    * ``"blur"`` -- Gaussian blur, sigma in pixels (1.5): a soft, low-resolution output.
+    * ``"shift"`` -- translation right and down by ``strength`` pixels (2), edges replicated.
+    * ``"noise"`` -- additive Gaussian noise of that std (0.05), clipped to [0, 1].
+    * ``"holes"`` -- that many discs (3) of radius ``size / 20`` set to 0 inside the
+      definite foreground: the subject partly "disappears" (dark clothing on a dark
+      background).
+    * ``"hair_removed"`` -- grey-level morphological opening with a ``strength`` x
+      ``strength`` ellipse (5): every structure thinner than that vanishes, the body
+      stays -- the "broken hair" of the article's §6.2.
+    * ``"background_residue"`` -- smooth blobs of peak opacity ``strength`` (0.25) added
+      in the background away from the subject: the article's "background residue".
+
+    Deterministic by ``seed``; returns float32.
+    """
+    import cv2
+
+    a = np.asarray(alpha, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"perturb_alpha: alpha must be H x W, got shape {a.shape}")
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"perturb_alpha: kind must be one of {PERTURBATIONS}, got {kind!r}")
+    rng = np.random.default_rng([seed, PERTURBATIONS.index(kind)])
+    h, w = a.shape
+    if kind == "blur":
+        out = cv2.GaussianBlur(a, (0, 0), 1.5 if strength is None else float(strength))
+    elif kind == "shift":
+        s = 2.0 if strength is None else float(strength)
+        m = np.float32([[1, 0, s], [0, 1, s]])
+        out = cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    elif kind == "noise":
+        out = a + rng.normal(0.0, 0.05 if strength is None else float(strength), a.shape).astype(np.float32)
+    elif kind == "holes":
+        n = 3 if strength is None else int(strength)
+        out = a.copy()
+        r = max(2, min(h, w) // 20)
+        inner = cv2.erode((a >= 0.99).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        ys, xs = np.nonzero(inner)
+        if len(ys) == 0:
+            raise ValueError("perturb_alpha: no definite foreground large enough for holes")
+        for i in rng.choice(len(ys), size=min(n, len(ys)), replace=False):
+            cv2.circle(out, (int(xs[i]), int(ys[i])), r, 0.0, -1, cv2.LINE_AA)
+    elif kind == "hair_removed":
+        k = 5 if strength is None else int(strength)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        out = cv2.morphologyEx(a, cv2.MORPH_OPEN, kernel)
+    else:  # background_residue
+        amp = 0.25 if strength is None else float(strength)
+        far = cv2.erode((a <= 1e-3).astype(np.uint8), np.ones((9, 9), np.uint8))
+        ys, xs = np.nonzero(far)
+        if len(ys) == 0:
+            raise ValueError("perturb_alpha: no background to put residue on")
+        blobs = np.zeros_like(a)
+        sig = max(1.5, min(h, w) / 25)
+        yy, xx = np.mgrid[0:h, 0:w]
+        for i in rng.choice(len(ys), size=min(4, len(ys)), replace=False):
+            blobs += np.exp(-((yy - ys[i]) ** 2 + (xx - xs[i]) ** 2) / (2 * sig * sig)).astype(np.float32)
+        far = cv2.GaussianBlur(far.astype(np.float32), (0, 0), 2.0)   # no hard cut-off near the subject
+        out = np.maximum(a, amp * np.clip(blobs, 0, 1) * far)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,201 @@
+"""The article's ``train.py``, working: ``python -m lowlight.training`` (notebook 06).
+
+::
+
+    python -m lowlight.training --model modnet --stage all --use-dynamic-loss          # MODNet, 3 stages
+    python -m lowlight.training --model cvunet_swin --data-path ./data/lowlight_matting \\
+        --batch-size 16 --lr 1e-4 --epochs 10 --stage 1 --use-dynamic-loss --profile full
+    torchrun --nproc_per_node=4 -m lowlight.training --model cvunet --profile full --stage all
+
+MODNet starts from its shipped weights (the original), so its stages are ``1``-``3``; CV-UNet's
+original is trained first (``--stage baseline``). Stages after the first start from the previous
+stage's checkpoint in ``--out``. Every argument is checked before anything trains; errors name
+the argument and what was expected, and exit with status 2 (1 when training itself fails).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .. import config
+from ..io import CheckpointError, load_model_weights, weights_digest
+from .stages import article_stages, baseline_stage, family_of
+from .trainer import CollapseError, Trainer, amp_setup, dist_info
+
+__all__ = ["main"]
+
+
+def _parse(argv):
+    from ..models import MODELS
+
+    ap = argparse.ArgumentParser(
+        prog="python -m lowlight.training",
+        description="Staged fine-tuning for low light (the article's train.py). MODNet starts from its shipped "
+                    "weights; CV-UNet trains its original first. Under torchrun --nproc_per_node=N it trains "
+                    "with DistributedDataParallel.")
+    ap.add_argument("--model", default="modnet", choices=list(MODELS))
+    ap.add_argument("--data-path", default=None, help="LL-Matte folder, Composition-1k fg/alpha/bg, or image/alpha "
+                                                      "pairs (default: the profile's LL-Matte / fine-tuning set)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="override the stage's learning rate")
+    ap.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
+    ap.add_argument("--steps", type=int, default=None, help="override the stage's optimisation steps (MODNet)")
+    ap.add_argument("--stage", default="all", choices=["baseline", "1", "2", "3", "all"],
+                    help="which stage to run; 1-3 start from the previous stage's checkpoint in --out")
+    ap.add_argument("--use-dynamic-loss", action="store_true", help="brightness-dependent edge weight")
+    ap.add_argument("--dynamic-mode", default="sample", choices=["batch", "sample", "smooth"],
+                    help="with --use-dynamic-loss: the article's per-batch rule, or per sample")
+    ap.add_argument("--signal", default="alpha+distill", choices=["alpha+distill", "distill"],
+                    help="MODNet: true alpha + self-distillation, or self-distillation only")
+    ap.add_argument("--llie", default=None, choices=["zerodce"], help="put a pretrained LLIE in front")
+    ap.add_argument("--llie-checkpoint", default=None, help="the LLIE's weights (notebook 04's zerodce.pt)")
+    ap.add_argument("--pretrained", default="yes",
+                    help="'yes' (MODNet's weights), 'none', or a weights file for CV-UNet's encoder")
+    ap.add_argument("--profile", default=None)
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    ap.add_argument("--out", default=None, help="output folder (default runs/<profile>/cli/<model>)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--amp", default="auto", choices=["auto", "off", "fp16", "bf16"])
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    return ap.parse_args(argv)
+
+
+def _check_args(args, prof) -> str | None:
+    """The first problem with the arguments, as a message naming the argument, or None."""
+    family = family_of(args.model)
+    for name in ("batch_size", "epochs", "steps", "workers"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "workers" else 1):
+            return f"--{name.replace('_', '-')} {v}: expected an integer >= {0 if name == 'workers' else 1}"
+    if args.lr is not None and not args.lr > 0:
+        return f"--lr {args.lr}: expected a number > 0"
+    if family == "modnet" and args.stage == "baseline":
+        return "--stage baseline: MODNet's original is the shipped model; its stages are 1, 2, 3 or all"
+    if args.llie and not args.llie_checkpoint:
+        return ("--llie zerodce needs --llie-checkpoint (the pretrained Zero-DCE++ of notebook 04, "
+                f"{config.RunLayout.of(prof).llie_checkpoint}); a random LLIE in front would only add noise")
+    if args.llie_checkpoint and not args.llie:
+        return f"--llie-checkpoint {args.llie_checkpoint}: given without --llie zerodce"
+    if args.llie_checkpoint and not Path(args.llie_checkpoint).is_file():
+        return f"--llie-checkpoint {args.llie_checkpoint}: no such file"
+    if args.pretrained not in ("yes", "none", "modnet") and not Path(args.pretrained).is_file():
+        return f"--pretrained {args.pretrained}: expected 'yes', 'none' or an existing weights file"
+    if family == "modnet" and args.pretrained not in ("yes", "none"):
+        return f"--pretrained {args.pretrained}: MODNet takes 'yes' (its shipped weights) or 'none'"
+    if args.data_path and not Path(args.data_path).is_dir():
+        return f"--data-path {args.data_path}: not a folder"
+    try:
+        device = config.get_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        return f"--device {args.device}: {exc}"
+    try:
+        amp_setup(device, args.amp)
+    except ValueError as exc:
+        return f"--amp {args.amp}: {exc}"
+    return None
+
+
+def _check_out(out: Path) -> str | None:
+    """Can ``out`` be created and written? (found now, not after an epoch of training)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"--out {out}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+
+    def fail(msg: str, status: int = 2) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return status
+
+    try:
+        prof = config.get_profile(args.profile)
+    except ValueError as exc:
+        return fail(f"--profile: {exc}")
+    problem = _check_args(args, prof)
+    if problem:
+        return fail(problem)
+    family = family_of(args.model)
+    out = Path(args.out) if args.out else config.RunLayout.of(prof).root / "cli" / args.model
+    problem = _check_out(out)
+    if problem:
+        return fail(problem)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = args.device
+    if world > 1:
+        torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+        else:
+            device = "cpu"
+    seed = prof.seed if args.seed is None else args.seed
+    config.seed_everything(seed)
+    try:
+        return _train(args, prof, family, out, device, seed)
+    except (CollapseError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
+        return fail(str(exc), 1)
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(args, prof, family, out: Path, device, seed: int) -> int:
+    from ..models import create_model
+    from .data import build_finetune_set, finetune_llmatte, make_datasets
+
+    pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
+    model = create_model(args.model, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint,
+                         bn_eval_encoder=bool(pretrained))
+    dynamic = args.dynamic_mode if args.use_dynamic_loss else None
+    stages = ([baseline_stage(prof)] if family == "cvunet" else []) + article_stages(prof, family)
+    index = {s.name: i + (family == "modnet") for i, s in enumerate(stages)}
+    wanted = {"all": None, "baseline": "baseline"}.get(args.stage, f"stage{args.stage}")
+    chosen = stages if wanted is None else [s for s in stages if s.name == wanted]
+    if args.lr is not None or args.epochs is not None or args.steps is not None:
+        chosen = [replace(s, lr=args.lr or s.lr, epochs=args.epochs or s.epochs, steps=args.steps or s.steps)
+                  for s in chosen]
+    pos = [s.name for s in stages].index(chosen[0].name)
+    if pos > 0 and not (args.resume and (out / chosen[0].name / "last.pt").is_file()):
+        prev = out / stages[pos - 1].name / "last.pt"
+        if not prev.is_file():
+            print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {prev} (run --stage "
+                  f"{stages[pos - 1].name.replace('stage', '')} first, same --out)", file=sys.stderr)
+            return 2
+        target = getattr(model, "matting", model) if stages[pos - 1].name == "baseline" else model
+        load_model_weights(target, prev)
+    batch = args.batch_size or (prof.ft_batch if family == "modnet" else None)
+    tr = Trainer(model, out, prof, device=device, amp=args.amp, dynamic=dynamic, batch_size=batch,
+                 num_workers=args.workers if args.workers is not None else (0 if family == "modnet" else None),
+                 seed=seed, progress=True)
+    for spec in chosen:
+        if args.data_path or family == "cvunet":
+            train_ds, val_ds = make_datasets(prof, args.data_path, mode=spec.data_mode, seed=seed)
+        else:
+            from ..data import LLMatteDataset
+
+            train_ds = build_finetune_set(prof, signal=args.signal, seed=seed)
+            val_ds = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
+        res = tr.run_stage(spec, train_ds, val_ds, stage_index=index[spec.name], resume=args.resume)
+        tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
+               f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
+    print(f"rank {dist_info()[0]} final weights sha256 {weights_digest(model)}", flush=True)
+    if dist_info()[1] > 1:
+        torch.distributed.barrier()
+    return 0

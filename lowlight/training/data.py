@@ -1,0 +1,198 @@
+"""Training data: LL-Matte and real folders for CV-UNet; the MODNet fine-tuning set (notebook 06).
+
+The MODNet fine-tune learns from three signals, all built here:
+
+(a) **LL-Matte portraits with their true alpha** -- procedural head-and-shoulders composites
+    (the ``portrait`` family) at the fine-tuning size;
+(b) **self-distillation** -- the original model's matte of the *normal-light* image is the target
+    for its *low-light* version. No label is needed, so any photo a user has will do; the course
+    uses people-free scenes shipped with scikit-image (a model that hallucinates a person into a
+    dark kitchen learns not to), and, with ``signal="distill"``, the LL-Matte portraits too;
+(c) **normal-light inputs** in ``normal_fraction`` (20 %) of the draws, against forgetting.
+
+Every draw of a sample is deterministic: sample ``i`` in epoch ``e`` of a set seeded ``s``
+darkens with ``SeedSequence([s, e, i])`` (random exposure in ``[-7, -2]`` EV, sensor and cast
+from :func:`lowlight.simulate.sample_params`) and flips horizontally half of the time. The
+teacher's targets are computed once, when the set is built, not at every step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import config
+
+__all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "build_finetune_set",
+           "SIGNALS", "FT_EV_RANGE"]
+
+#: what the MODNet fine-tune learns from: true alpha where known + teacher elsewhere, or teacher only
+SIGNALS = ("alpha+distill", "distill")
+#: exposure range (EV) drawn for the low-light inputs while fine-tuning
+FT_EV_RANGE = (-7.0, -2.0)
+
+
+def make_datasets(profile: config.Profile, data_path: str | Path | None = None, mode: str = "mixed",
+                  augment: bool = True, seed: int | None = None, progress: bool = False):
+    """``(train, val)`` for CV-UNet: LL-Matte for the profile (generated on first use), or the
+    real-data folder at ``data_path`` (Composition-1k ``fg/alpha/bg`` or ``image/alpha`` pairs;
+    an LL-Matte folder with a manifest). Validation is always low-light. The folder is checked
+    up front (every file readable, pairs complete) so that a bad file fails before training."""
+    from .. import augment as aug
+    from .. import data as D
+
+    seed = profile.seed if seed is None else seed
+    tf = aug.train_transform(profile.image_size) if augment else None
+    if data_path is None:
+        train = D.LLMatteDataset("train", profile, mode=mode, transform=tf, seed=seed, progress=progress)
+        val = D.LLMatteDataset("val", profile, mode="low", seed=seed, progress=progress)
+        return train, val
+    root = Path(data_path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-path {root}: not a folder")
+    if (root / "manifest.json").is_file():
+        return (D.LLMatteDataset("train", profile, mode=mode, transform=tf, seed=seed, path=root),
+                D.LLMatteDataset("val", profile, mode="low", seed=seed, path=root))
+    if (root / "fg").is_dir() and (root / "bg").is_dir():
+        cls, kw = D.Composition1kFolder, {}
+    elif (root / "image").is_dir() or (root / "images").is_dir():
+        cls, kw = D.ImageAlphaFolder, ({"image_dir": "images"} if (root / "images").is_dir() else {})
+    else:
+        raise FileNotFoundError(
+            f"--data-path {root}: expected an LL-Matte folder (manifest.json), a Composition-1k layout "
+            "(fg/ alpha/ bg/) or image/alpha pairs (image/ alpha/); see data/README.md")
+    full = cls(root, mode=mode, transform=tf, seed=seed, size=profile.image_size, **kw)
+    if hasattr(full, "check"):
+        full.check()
+    n_val = max(1, len(full) // 10)
+    idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+    val_full = cls(root, mode="low", seed=seed, size=profile.eval_size, **kw)
+    return torch.utils.data.Subset(full, idx[n_val:]), torch.utils.data.Subset(val_full, idx[:n_val])
+
+
+# --------------------------------------------------------------------------- the MODNet fine-tune
+def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
+    """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
+    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples. Built once, cached."""
+    from ..data import build_llmatte
+
+    p = config.as_profile(profile)
+    n_train, n_val, n_test = p.ft_n
+    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
+                         n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0})
+
+
+def scene_crops(size: int, per_photo: int, seed: int = 0) -> list[np.ndarray]:
+    """``per_photo`` square crops (``size`` px, 40-100 % of the short side) of each people-free photo
+    in :data:`lowlight.data.SCENE_PHOTOS`: unlabelled material for self-distillation."""
+    import cv2
+
+    from ..data import SCENE_PHOTOS, load_photo
+
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7_777]))
+    out = []
+    for name in SCENE_PHOTOS:
+        img = load_photo(name)
+        h, w = img.shape[:2]
+        for _ in range(per_photo):
+            side = int(rng.uniform(0.4, 1.0) * min(h, w))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = img[y:y + side, x:x + side]
+            out.append(np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)))
+    return out
+
+
+@torch.no_grad()
+def _teacher_mattes(teacher: torch.nn.Module, images: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+    from ..inference import predict_batch
+
+    out = []
+    for k in range(0, len(images), batch_size):
+        x = torch.stack([torch.from_numpy(im.transpose(2, 0, 1).copy()) for im in images[k:k + batch_size]])
+        a = predict_batch(teacher, x.float().div_(255.0), batch_size=batch_size)
+        out.extend(np.ascontiguousarray(t[0].numpy(), dtype=np.float32) for t in a)
+    return out
+
+
+class FinetuneSet(Dataset):
+    """Samples for fine-tuning on low light (see the module docstring).
+
+    ``images``: uint8 RGB normal-light images, one size; ``targets``: float32 alpha per image;
+    ``kinds``: ``"alpha"`` (a true matte) or ``"teacher"`` (the original model's matte) per image.
+    Items are the dicts of :mod:`lowlight.data.datasets` (``image``, ``alpha``, ``valid``, ``meta``);
+    ``set_epoch`` changes the draw; ``seed`` separates runs.
+    """
+
+    def __init__(self, images, targets, kinds, seed: int = 0, normal_fraction: float = 0.2,
+                 ev_range: tuple[float, float] = FT_EV_RANGE):
+        if not (len(images) == len(targets) == len(kinds)) or not images:
+            raise ValueError(f"FinetuneSet: images, targets and kinds must be equal non-empty lists, got "
+                             f"{len(images)}, {len(targets)}, {len(kinds)}")
+        if not 0.0 <= normal_fraction <= 1.0:
+            raise ValueError(f"normal_fraction: expected a number in [0, 1], got {normal_fraction!r}")
+        self.images, self.targets, self.kinds = list(images), list(targets), list(kinds)
+        self.seed, self.epoch = int(seed), 0
+        self.normal_fraction = float(normal_fraction)
+        self.ev_range = (float(ev_range[0]), float(ev_range[1]))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def with_seed(self, seed: int) -> "FinetuneSet":
+        """The same samples and targets, another random stream (one per training seed)."""
+        return FinetuneSet(self.images, self.targets, self.kinds, seed, self.normal_fraction, self.ev_range)
+
+    def __getitem__(self, i: int) -> dict:
+        from ..simulate import sample_params, simulate
+
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i)]))
+        img, target = self.images[i], self.targets[i]
+        if rng.random() < self.normal_fraction:
+            x, ev = img, 0.0
+        else:
+            ev = float(rng.uniform(*self.ev_range))
+            x = simulate(img, sample_params(rng, exposure=float(2.0 ** ev)), rng)
+        if rng.random() < 0.5:
+            x, target = x[:, ::-1], target[:, ::-1]
+        return {"image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255.0),
+                "alpha": torch.from_numpy(np.ascontiguousarray(target))[None],
+                "valid": torch.ones(1, *target.shape),
+                "meta": {"index": int(i), "kind": self.kinds[i], "ev": ev}}
+
+
+def build_finetune_set(profile: config.Profile | str | None = None, teacher: torch.nn.Module | None = None,
+                       signal: str = "alpha+distill", seed: int = 0, progress: bool = False) -> FinetuneSet:
+    """The MODNet fine-tuning set of ``profile``: its LL-Matte portraits (true alpha with
+    ``signal="alpha+distill"``, the teacher's matte with ``"distill"``) plus people-free scene crops
+    (always the teacher's matte). ``teacher`` defaults to MODNet as shipped."""
+    from ..data import LLMatteDataset
+
+    p = config.as_profile(profile)
+    if signal not in SIGNALS:
+        raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
+    if teacher is None:
+        from ..models import create_model
+
+        teacher = create_model("modnet")
+    ds = LLMatteDataset("train", p, mode="normal", path=finetune_llmatte(p, progress), seed=seed)
+    raw = [ds.raw(i, None) for i in range(len(ds))]
+    portraits = [r["normal"] for r in raw]
+    scenes = scene_crops(p.ft_size, p.ft_scene_crops, seed=p.seed)
+    images = portraits + scenes
+    teacher_mattes = _teacher_mattes(teacher.eval(), images)
+    targets, kinds = [], []
+    for k, r in enumerate(raw):
+        if signal == "alpha+distill":
+            targets.append(r["alpha"].astype(np.float32) / 255.0)
+            kinds.append("alpha")
+        else:
+            targets.append(teacher_mattes[k])
+            kinds.append("teacher")
+    targets += teacher_mattes[len(raw):]
+    kinds += ["teacher"] * len(scenes)
+    return FinetuneSet(images, targets, kinds, seed=seed)
