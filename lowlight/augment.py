@@ -49,7 +49,6 @@ __all__ = [
     "train_transform",
     "eval_transform",
     "EvalTransform",
-    "AugmentedSamples",
     "GAUSS_NOISE_STD",
     "DARKENING_GAMMA_LIMIT",
 ]
@@ -247,6 +246,13 @@ def train_transform(size: int | tuple[int, int], darken: str | None = None, phot
     ``darken``: ``None`` when the dataset already delivers low-light images (LL-Matte
     ``mode="low"``/``"mixed"``); ``"simulate"`` to darken normal-light images on the fly with
     the physical simulator; ``"gamma"`` for the article's darkening gamma instead.
+
+    Which one trains: :func:`lowlight.training.make_datasets` (CV-UNet) uses ``darken=None`` on
+    LL-Matte's pre-darkened ``"mixed"`` inputs, whose darkening is the physical simulator with a
+    seeded, recorded parameter set per sample (the manifest; notebook 07 bins errors by it). The
+    MODNet fine-tune of notebook 06 does not use this pipeline: its data set darkens and flips
+    each draw itself (:class:`lowlight.training.FinetuneSet`). ``"simulate"`` is the same
+    physics for normal-light data of your own (notebook 02 demonstrates it).
     """
     hw = (size, size) if isinstance(size, int) else tuple(size)
     if darken not in (None, "simulate", "gamma"):
@@ -310,25 +316,3 @@ def eval_transform(multiple: int = 32, size: int | None = None) -> EvalTransform
     """The deterministic evaluation/test transform (see :class:`EvalTransform`)."""
     return EvalTransform(multiple, size)
 
-
-class AugmentedSamples:
-    """``n`` augmented samples drawn in turn from a few source samples (dicts with uint8
-    ``normal`` and ``alpha``, as :func:`lowlight.data.make_sample` returns), sample ``i``
-    seeded with ``i``; yields ``(image uint8 tensor, alpha tensor)``. A map-style dataset for
-    ``DataLoader`` -- the throughput measurements of notebook 02 and ``bench_augment.py``."""
-
-    def __init__(self, transform: MattingCompose, sources: list[dict], n: int):
-        if not sources:
-            raise ValueError("sources: expected at least one sample")
-        self.transform, self.sources, self.n = transform, list(sources), int(n)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int):
-        import torch
-
-        self.transform.set_random_seed(i)
-        s = self.sources[i % len(self.sources)]
-        o = self.transform(image=s["normal"], alpha=s["alpha"].astype(np.float32) / 255)
-        return torch.from_numpy(o["image"]), torch.from_numpy(o["alpha"])

@@ -50,8 +50,9 @@ def check_image(image, name: str = "image"):
     """Validate an RGB/RGBA numpy image; return ``(rgb, alpha or None, is_uint8)``.
 
     ``rgb`` is a view of the first three channels (dtype unchanged). uint8 is read as 0-255,
-    float32/float64 must lie in [0, 1] and be finite; anything else raises an error that names
-    ``name`` and says what was expected.
+    float32/float64 must lie in [0, 1] and be finite -- the alpha channel of RGBA too (an error
+    about it says "alpha channel"); anything else raises an error that names ``name`` and says
+    what was expected.
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array HxWx3 (RGB) or HxWx4 (RGBA), got {type(image).__name__}")
@@ -66,14 +67,19 @@ def check_image(image, name: str = "image"):
         is_uint8 = True
     elif image.dtype in (np.float32, np.float64):
         is_uint8 = False
-        if not np.isfinite(image).all():
-            raise ValueError(f"{name}: contains NaN or inf; expected floats in [0, 1]")
-        lo, hi = float(image.min()), float(image.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"{name}: float values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}] "
-                "(pass uint8 for 0-255 data)"
-            )
+        # colour and alpha are checked apart, so the message says which one is wrong
+        parts = [(name, image[..., :3])]
+        if image.shape[2] == 4:
+            parts.append((f"{name}: alpha channel (the 4th)", image[..., 3]))
+        for what, part in parts:
+            if not np.isfinite(part).all():
+                raise ValueError(f"{what}: contains NaN or inf; expected floats in [0, 1]")
+            lo, hi = float(part.min()), float(part.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"{what}: float values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}] "
+                    "(pass uint8 for 0-255 data)"
+                )
     else:
         raise TypeError(f"{name}: expected dtype uint8 (0-255) or float32/float64 in [0, 1], got {image.dtype}")
     alpha = image[..., 3] if image.shape[2] == 4 else None

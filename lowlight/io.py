@@ -1,7 +1,8 @@
 """Files: atomic writes, image files, checkpoints -- one definition each.
 
 Nothing the course writes can be seen half-written: every file goes to a temporary name in
-the same folder and is renamed over its target only once complete (:func:`atomic_path`).
+the same folder and is renamed over its target only once complete (:func:`atomic_path`); a
+temporary file left by a killed writer is removed by the next write of the same target.
 Checkpoints are read weights-only (no pickled code runs) and a file that is not a course
 checkpoint is refused with a :class:`CheckpointError` that names it.
 """
@@ -11,10 +12,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["IMAGE_EXTENSIONS", "atomic_path", "remove_stale_temps", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
            "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model_weights",
            "weights_digest"]
 
@@ -22,14 +24,68 @@ __all__ = ["IMAGE_EXTENSIONS", "atomic_path", "atomic_write_text", "atomic_write
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+#: a temporary file of :func:`atomic_path`: ``.<target name>.<pid>.<random>.part`` (and the older
+#: ``.<target name>.<pid>.tmp``); the pid and the random part are the last two dotted fields
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)(?:\.[a-z0-9_]+\.part|\.tmp)")
+#: per folder (scanned once per process): target name -> [(temp file name, writer pid)]
+_TEMPS_SEEN: dict[str, dict[str, list[tuple[str, int]]]] = {}
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (True when unsure: never delete then)."""
+    if os.name != "posix":          # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                 # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` left behind when they were killed
+    (``kill -9``, power loss): ``.<name>.<pid>.*.part`` whose ``pid`` is no longer a running
+    process. Files of a live process -- another writer at work -- are never touched. Each
+    folder is listed once per process. Returns the files removed."""
+    path = Path(path)
+    key = os.path.abspath(path.parent)
+    seen = _TEMPS_SEEN.get(key)
+    if seen is None:
+        seen = {}
+        try:
+            with os.scandir(path.parent) as it:
+                for entry in it:
+                    m = _TEMP_NAME.fullmatch(entry.name)
+                    if m and int(m["pid"]) != os.getpid():
+                        seen.setdefault(m["name"], []).append((entry.name, int(m["pid"])))
+        except OSError:
+            pass
+        _TEMPS_SEEN[key] = seen
+    removed = []
+    for name, pid in seen.pop(path.name, []):
+        if not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
+                removed.append(path.parent / name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, mode: int = 0o644):
     """Yield a temporary path beside ``path``; on success it is renamed over ``path`` (with
-    permissions ``mode``), on failure removed -- a reader never sees half a file and a kill
-    leaves at most a hidden ``.<name>.*.part`` file beside it."""
+    permissions ``mode``), on failure removed -- a reader never sees half a file.
+
+    The temporary name carries the writer's pid (``.<name>.<pid>.<random>.part``): a kill that
+    leaves one behind is cleaned up by the next write of the same target
+    (:func:`remove_stale_temps`), which removes only the files of processes no longer running."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".part")
     os.close(fd)
     try:
         yield tmp

@@ -4,11 +4,23 @@ Every ``notebooks/NN_*.ipynb`` is executed in order with papermill, the ``profil
 parameter injected; executed copies go to ``runs/<profile>/executed/`` (never over the
 sources). One progress line per notebook; a summary (markdown and JSON: notebook,
 status, seconds) at the end. On a failure the runner names the notebook, the failing
-cell and the error, keeps the partly executed copy, and exits non-zero.
+cell and the error, keeps the partly executed copy (or says that none was written), and
+exits non-zero.
+
+The summary of a run of the whole course is ``runs/<profile>/reproduce_summary.md``/``.json``.
+A partial run (``--only``, or ``--notebooks-dir`` of another folder) writes
+``reproduce_summary.only-NN.*`` (``.partial.*`` for another folder) beside its executed
+copies instead, so it never replaces the full run's summary.
+
+Provenance: every executed notebook records, in ``metadata.lowlight``, the profile and
+:func:`source_digest` -- a SHA-256 of the package's source at the start of the run -- and the
+summary records the same digest. ``tests/test_digest.py`` checks that the committed notebooks
+carry the digest of the committed code.
 
 ``--inplace`` is the maintainers' mode: it executes the source notebooks themselves on
-a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell) and strips widget state,
-which is how the committed outputs are produced.
+a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell), strips widget state and
+records the digest, which is how the committed outputs are produced
+(``python -m lowlight.reproduce --profile quick --inplace``).
 
 Two traps are handled here (both measured on the course's reference machine):
 
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -33,9 +46,35 @@ from pathlib import Path
 from queue import Empty
 
 from . import config
-from .io import atomic_write_text
+from .io import atomic_path, atomic_write_text
 
 POLL_SLICE_S = 0.25
+#: the command that re-executes the committed notebooks (quoted by errors and tests)
+INPLACE_COMMAND = "python -m lowlight.reproduce --profile quick --inplace"
+
+
+def source_digest(package_dir: str | Path | None = None) -> str:
+    """SHA-256 of the package's source: every ``lowlight/**/*.py`` file (``__pycache__``
+    ignored), sorted by its path relative to the package's parent, hashing each relative
+    path (POSIX form) and the file's bytes, each preceded by its length. Editing any
+    source file -- code, comment or docstring -- changes it; nothing else does."""
+    pkg = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    files = sorted((p.relative_to(pkg.parent).as_posix(), p) for p in pkg.rglob("*.py")
+                   if "__pycache__" not in p.relative_to(pkg).parts and p.is_file())
+    h = hashlib.sha256()
+    for rel, path in files:
+        name, data = rel.encode("utf-8"), path.read_bytes()
+        h.update(len(name).to_bytes(8, "little") + name)
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def provenance(profile: str, digest: str | None = None) -> dict:
+    """What :func:`run_one` records in ``metadata.lowlight`` of each executed notebook."""
+    from . import __version__
+
+    return {"source_digest": digest or source_digest(), "profile": profile, "lowlight_version": __version__,
+            "executed_by": "python -m lowlight.reproduce"}
 
 
 @contextlib.contextmanager
@@ -74,15 +113,27 @@ def discover(notebooks_dir: Path | None = None) -> list[Path]:
 
 
 def select(notebooks: list[Path], only: str | None) -> list[Path]:
-    """Filter by a comma-separated list of numbers (``"01,03"``)."""
-    if not only:
+    """Filter by a comma-separated list of numbers (``"01,03"``; ``None`` = all).
+
+    A value with no number in it (``""``, ``","``), a token that is not a number, or a number
+    without a notebook raises ``ValueError`` naming ``--only`` and listing the valid names.
+    """
+    if only is None:
         return notebooks
-    wanted = [w.strip().zfill(2) for w in only.split(",") if w.strip()]
     by_num = {p.name[:2]: p for p in notebooks}
+    have = ", ".join(f"{n} ({p.name})" for n, p in sorted(by_num.items())) or "none"
+    tokens = [w.strip() for w in only.split(",") if w.strip()]
+    if not tokens:
+        raise ValueError(f"--only {only!r}: empty; expected comma-separated notebook numbers such as 01,03; "
+                         f"valid: {have}")
+    bad = [w for w in tokens if not w.isdigit() or len(w) > 2]
+    if bad:
+        raise ValueError(f"--only {only!r}: {', '.join(map(repr, bad))} is not a notebook number; expected "
+                         f"comma-separated numbers such as 01,03; valid: {have}")
+    wanted = [w.zfill(2) for w in tokens]
     missing = [w for w in wanted if w not in by_num]
     if missing:
-        have = ", ".join(sorted(by_num)) or "none"
-        raise SystemExit(f"--only: no notebook numbered {', '.join(missing)}; available: {have}")
+        raise ValueError(f"--only {only!r}: no notebook numbered {', '.join(missing)}; valid: {have}")
     return [by_num[w] for w in sorted(set(wanted))]
 
 
@@ -94,6 +145,7 @@ class Result:
     output: str
     error: str | None = None
     cell: str | None = None  # which cell failed, in words
+    written: bool = False    # whether ``output`` was written by this run (a partly executed copy on failure)
 
 
 def _describe_failure(exc: BaseException) -> tuple[str, int | None]:
@@ -108,38 +160,73 @@ def _describe_failure(exc: BaseException) -> tuple[str, int | None]:
     return f"{ename}: {evalue}", where
 
 
-def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = False) -> Result:
-    """Execute one notebook; never raises for a notebook error (see :class:`Result`)."""
+def _stamp(book, meta: dict, status: str) -> None:
+    book.metadata["lowlight"] = dict(meta, status=status)
+
+
+def _write_notebook(book, path: Path) -> None:
+    import nbformat
+
+    with atomic_path(path) as tmp:
+        nbformat.write(book, tmp)
+
+
+def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = False,
+            meta: dict | None = None) -> Result:
+    """Execute one notebook; never raises for a notebook error (see :class:`Result`).
+
+    The executed notebook (also a partly executed one) records ``meta`` -- by default
+    :func:`provenance` -- plus its ``status`` in ``metadata.lowlight``.
+    """
+    import nbformat
+
+    meta = provenance(profile) if meta is None else meta
     t0 = time.perf_counter()
     old_env = os.environ.get(config.ENV_PROFILE)
     os.environ[config.ENV_PROFILE] = profile
+    written = False
+    if not inplace and out.exists():
+        out.unlink()   # a stale copy of an earlier run must not pass for this run's output
     try:
         with short_poll_channels():
             if inplace:
-                import nbformat
                 from nbclient import NotebookClient
 
                 book = nbformat.read(str(nb), as_version=4)
                 client = NotebookClient(book, timeout=timeout, kernel_name="python3",
                                         resources={"metadata": {"path": str(nb.parent)}})
+                status = "failed"
                 try:
                     client.execute()
+                    status = "ok"
                 finally:
                     book.metadata.pop("widgets", None)
-                    tmp = out.with_name(f".{out.name}.tmp")
-                    nbformat.write(book, str(tmp))
-                    os.replace(tmp, out)
+                    _stamp(book, meta, status)
+                    _write_notebook(book, out)
+                    written = True
             else:
                 import papermill as pm
 
-                pm.execute_notebook(
-                    str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
-                    cwd=str(nb.parent), progress_bar=False, execution_timeout=timeout,
-                )
-        return Result(nb.name, "ok", time.perf_counter() - t0, str(out))
+                try:
+                    pm.execute_notebook(
+                        str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
+                        cwd=str(nb.parent), progress_bar=False, execution_timeout=timeout,
+                    )
+                    status = "ok"
+                except BaseException:
+                    status = "failed"
+                    raise
+                finally:
+                    if out.exists():
+                        written = True
+                        with contextlib.suppress(Exception):   # a stamp must not hide the real error
+                            book = nbformat.read(str(out), as_version=4)
+                            _stamp(book, meta, status)
+                            _write_notebook(book, out)
+        return Result(nb.name, "ok", time.perf_counter() - t0, str(out), written=written)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reported result
         msg, cell = _describe_failure(exc)
-        return Result(nb.name, "failed", time.perf_counter() - t0, str(out), msg, cell)
+        return Result(nb.name, "failed", time.perf_counter() - t0, str(out), msg, cell, written=written)
     finally:
         if old_env is None:
             os.environ.pop(config.ENV_PROFILE, None)
@@ -147,14 +234,39 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
             os.environ[config.ENV_PROFILE] = old_env
 
 
-def summary_markdown(results: list[Result], profile: str, total: float) -> str:
-    lines = [f"# Reproduction summary — profile `{profile}`", "",
-             "| notebook | status | seconds |", "|---|---|---:|"]
+def _failure_lines(r: Result, inplace: bool) -> str:
+    where = f"notebook {r.notebook}, cell {r.cell}" if r.cell else f"notebook {r.notebook}"
+    if r.written:
+        kept = (f"partly executed notebook written in place: {r.output}" if inplace
+                else f"partly executed copy kept at {r.output}")
+    else:
+        kept = ("the source notebook was left unchanged (it was never executed)" if inplace
+                else "no executed copy was written (the notebook could not be read or started)")
+    return f"    {where}: {r.error}\n    {kept}"
+
+
+def summary_paths(run_root: Path, out_dir: Path, partial: bool, only: str | None) -> tuple[Path, Path]:
+    """``(json, md)`` paths of the summary: the run root for the whole course, else beside the
+    executed copies under a name that says which notebooks ran (never the full run's name)."""
+    if not partial:
+        return run_root / "reproduce_summary.json", run_root / "reproduce_summary.md"
+    nums = sorted({w.strip().zfill(2) for w in (only or "").split(",") if w.strip()})
+    stem = f"reproduce_summary.only-{'-'.join(nums)}" if nums else "reproduce_summary.partial"
+    return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+
+
+def summary_markdown(results: list[Result], profile: str, total: float, digest: str | None = None,
+                     partial: bool = False) -> str:
+    title = f"# Reproduction summary — profile `{profile}`" + (" (partial run)" if partial else "")
+    lines = [title, "", "| notebook | status | seconds |", "|---|---|---:|"]
     for r in results:
-        status = r.status if r.status != "failed" else f"**failed** (cell {r.cell}): {r.error}"
+        status = r.status if r.status != "failed" else \
+            f"**failed**{f' (cell {r.cell})' if r.cell else ''}: {r.error}"
         lines.append(f"| {r.notebook} | {status} | {r.seconds:.1f} |")
     lines += ["", f"Total: {total:.1f} s on {platform.node() or 'this machine'} "
               f"({os.cpu_count()} CPU cores, Python {platform.python_version()})."]
+    if digest:
+        lines.append(f"Source digest (SHA-256 of `lowlight/**/*.py`): `{digest}`.")
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", default=None, help="where executed copies go (default runs/<profile>/executed)")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default 600; 3600 on full)")
     ap.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")
-    ap.add_argument("--inplace", action="store_true", help="maintainers: execute the source notebooks themselves")
+    ap.add_argument("--inplace", action="store_true",
+                    help="maintainers: execute the source notebooks themselves (how the committed outputs, "
+                         "with their source digest, are produced)")
     ap.add_argument("--notebooks-dir", default=None, help="run the NN_*.ipynb of another folder (default: notebooks/)")
     args = ap.parse_args(argv)
 
@@ -173,16 +287,30 @@ def main(argv: list[str] | None = None) -> int:
         profile = config.profile_name(args.profile)
     except ValueError as exc:
         ap.error(str(exc))
+    if args.inplace and args.output_dir:
+        ap.error("--inplace writes the source notebooks; it cannot be combined with --output-dir")
+    if args.timeout is not None and args.timeout <= 0:
+        ap.error(f"--timeout {args.timeout}: expected a positive number of seconds per cell")
     timeout = args.timeout or (3600 if profile == "full" else 600)
-    notebooks = select(discover(args.notebooks_dir), args.only)
-    if not notebooks:
-        print(f"no notebooks found in {config.NOTEBOOKS_DIR}", file=sys.stderr)
+    nb_dir = Path(args.notebooks_dir) if args.notebooks_dir else config.NOTEBOOKS_DIR
+    if not nb_dir.is_dir():
+        ap.error(f"--notebooks-dir {nb_dir}: not a folder" if args.notebooks_dir
+                 else f"the course's notebooks folder {nb_dir} is missing")
+    every = discover(nb_dir)
+    if not every:
+        print(f"error: no notebooks (NN_*.ipynb) found in {nb_dir}", file=sys.stderr)
         return 2
+    try:
+        notebooks = select(every, args.only)
+    except ValueError as exc:
+        ap.error(str(exc))
+    default_dir = nb_dir.resolve() == config.NOTEBOOKS_DIR.resolve()
+    partial = not default_dir or len(notebooks) < len(every)
     run_root = config.run_dir(profile)
     out_dir = Path(args.output_dir) if args.output_dir else run_root / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    if args.inplace and args.output_dir:
-        ap.error("--inplace writes the source notebooks; it cannot be combined with --output-dir")
+    digest = source_digest()
+    meta = provenance(profile, digest)
 
     print(f"reproducing {len(notebooks)} notebook(s) on profile '{profile}' -> "
           f"{'the sources (in place)' if args.inplace else out_dir}", flush=True)
@@ -196,23 +324,31 @@ def main(argv: list[str] | None = None) -> int:
             continue
         out = nb if args.inplace else out_dir / nb.name
         print(f"[{i}/{len(notebooks)}] {nb.name:<40} ...", end="", flush=True)
-        r = run_one(nb, out, profile, timeout, inplace=args.inplace)
+        r = run_one(nb, out, profile, timeout, inplace=args.inplace, meta=meta)
         results.append(r)
         if r.status == "ok":
             print(f" ok      {r.seconds:7.1f} s", flush=True)
         else:
             failed = True
-            print(f" FAILED  {r.seconds:7.1f} s\n    notebook {nb.name}, cell {r.cell}: {r.error}\n"
-                  f"    partly executed copy kept at {r.output}", flush=True)
+            print(f" FAILED  {r.seconds:7.1f} s\n{_failure_lines(r, args.inplace)}", flush=True)
     total = time.perf_counter() - t_all
+    changed = source_digest() != digest
+    if changed:
+        print("warning: the package's source changed during this run; the notebooks record the digest of "
+              "the start, so re-run once the code is settled", file=sys.stderr)
     payload = {"profile": profile, "total_seconds": round(total, 2),
                "python": platform.python_version(), "cpu_count": os.cpu_count(),
+               "source_digest": digest, "source_changed_during_run": changed,
+               "partial": partial, "only": args.only, "notebooks_dir": str(nb_dir),
+               "executed_copies": "in place" if args.inplace else str(out_dir),
                "notebooks": [{k: (round(v, 2) if k == "seconds" else v) for k, v in asdict(r).items()} for r in results]}
-    atomic_write_text(run_root / "reproduce_summary.json", json.dumps(payload, indent=2) + "\n")
-    md = summary_markdown(results, profile, total)
-    atomic_write_text(run_root / "reproduce_summary.md", md)
+    json_path, md_path = summary_paths(run_root, out_dir, partial, args.only)
+    atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
+    md = summary_markdown(results, profile, total, digest, partial)
+    atomic_write_text(md_path, md)
     print("\n" + md)
-    print(f"summary: {run_root / 'reproduce_summary.md'} and .json")
+    print(f"summary: {md_path} and .json" + (" (a partial run: the full run's summary "
+                                              f"{run_root / 'reproduce_summary.md'} is left as it was)" if partial else ""))
     return 1 if failed else 0
 
 

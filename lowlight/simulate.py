@@ -40,7 +40,7 @@ with it. :func:`simulate_torch` is the same maths on batched ``N x 3 x H x W`` t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, asdict, replace
+from dataclasses import dataclass, asdict, replace
 from typing import Sequence
 
 import numpy as np
@@ -57,9 +57,15 @@ __all__ = [
     "simulate_torch",
     "noise_model",
     "motion_kernel",
+    "check_kernel_fits",
 ]
 
 # --------------------------------------------------------------------------- input checks
+
+
+def _is_real(v) -> bool:
+    """A real number: Python or numpy int/float, not bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -101,12 +107,6 @@ def article_low_light(image: np.ndarray, gamma: float = 0.4, scale: float = 0.3,
     return out
 
 
-
-
-def _is_torch(x) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
 # precomputed tables: uint8 sRGB -> linear float32, 12-bit linear -> uint8 sRGB
 _SRGB8_TO_LIN = srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
@@ -128,6 +128,11 @@ def _lin_to_srgb8(bits: int) -> np.ndarray:
 # --------------------------------------------------------------------------- parameters
 
 _SHOT_MODES = ("gaussian", "poisson", "none")
+#: upper limits of :class:`SimParams` (far beyond any camera; they keep the maths finite --
+#: numpy's Poisson sampler refuses means above ~9e18, float32 overflows near 3e38)
+MAX_FULL_WELL = 1e9
+MAX_READ_NOISE = 1e6
+MAX_GAIN = 1e4
 
 
 @dataclass(frozen=True)
@@ -162,29 +167,43 @@ class SimParams:
     shot_noise: str = "gaussian"
 
     def __post_init__(self):
-        def positive(name, allow_zero=False):
+        # numbers may be Python or numpy scalars; they are stored as Python floats / ints
+        def number(name, allow_zero=False, upper=None, why=""):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or (v < 0 if allow_zero else v <= 0):
-                rule = ">= 0" if allow_zero else "> 0"
-                raise ValueError(f"SimParams.{name}: expected a finite number {rule}, got {v!r}")
+            rule = ">= 0" if allow_zero else "> 0"
+            if upper is not None:
+                rule += f" and <= {upper:g}"
+            if not _is_real(v) or not math.isfinite(v) or (v < 0 if allow_zero else v <= 0) \
+                    or (upper is not None and v > upper):
+                raise ValueError(f"SimParams.{name}: expected a finite number {rule}{why}, got {v!r}")
+            object.__setattr__(self, name, float(v))
 
-        positive("exposure")
-        if self.exposure > 1:
+        if _is_real(self.exposure) and self.exposure > 1:
             raise ValueError(f"SimParams.exposure: expected a fraction in (0, 1], got {self.exposure!r}")
-        positive("full_well")
-        positive("read_noise", allow_zero=True)
-        positive("gain")
-        positive("blur_sigma", allow_zero=True)
-        if not isinstance(self.motion_length, (int, np.integer)) or self.motion_length < 0:
-            raise ValueError(f"SimParams.motion_length: expected an integer >= 0, got {self.motion_length!r}")
-        if not isinstance(self.motion_angle, (int, float)) or not math.isfinite(self.motion_angle):
+        number("exposure")
+        number("full_well", upper=MAX_FULL_WELL,
+               why=" (photo-electrons at white; real sensors hold about 1e3 to 1e5)")
+        number("read_noise", allow_zero=True, upper=MAX_READ_NOISE, why=" (electrons rms; real sensors: 1 to 10)")
+        number("gain", upper=MAX_GAIN, why=" (digital gain after capture)")
+        number("blur_sigma", allow_zero=True, why=" (pixels)")
+        m = self.motion_length
+        if not isinstance(m, (int, np.integer)) or isinstance(m, (bool, np.bool_)) or m < 0:
+            raise ValueError(f"SimParams.motion_length: expected an integer >= 0, got {m!r}")
+        object.__setattr__(self, "motion_length", int(m))
+        if not _is_real(self.motion_angle) or not math.isfinite(self.motion_angle):
             raise ValueError(f"SimParams.motion_angle: expected a finite number of degrees, got {self.motion_angle!r}")
-        cast = tuple(self.cast)
-        if len(cast) != 3 or not all(isinstance(c, (int, float)) and 0 < c <= 4 for c in cast):
+        object.__setattr__(self, "motion_angle", float(self.motion_angle))
+        try:
+            cast = tuple(self.cast)
+        except TypeError:
+            cast = ()
+        if len(cast) != 3 or not all(_is_real(c) and 0 < c <= 4 for c in cast):
             raise ValueError(f"SimParams.cast: expected three gains (r, g, b) in (0, 4], got {self.cast!r}")
         object.__setattr__(self, "cast", tuple(float(c) for c in cast))
-        if self.adc_bits not in range(8, 17):
+        if not isinstance(self.adc_bits, (int, np.integer)) or isinstance(self.adc_bits, (bool, np.bool_)) \
+                or self.adc_bits not in range(8, 17):
             raise ValueError(f"SimParams.adc_bits: expected an integer in 8..16, got {self.adc_bits!r}")
+        object.__setattr__(self, "adc_bits", int(self.adc_bits))
         if self.shot_noise not in _SHOT_MODES:
             raise ValueError(f"SimParams.shot_noise: expected one of {_SHOT_MODES}, got {self.shot_noise!r}")
 
@@ -272,10 +291,34 @@ def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
 
 
 def _gaussian_kernel1d(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = _gaussian_radius(sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     return (k / k.sum()).astype(np.float32)
+
+
+def _gaussian_radius(sigma: float) -> int:
+    return max(1, int(math.ceil(3 * sigma)))
+
+
+def check_kernel_fits(p: SimParams, h: int, w: int, name: str = "image") -> None:
+    """Refuse blur kernels that do not fit an ``h`` x ``w`` image: a kernel's radius must be
+    smaller than the image's shorter side (what reflect padding can supply). A larger kernel
+    would smear the whole image into its mean -- and a huge one takes minutes to build.
+    The error names the parameter, the image size and the largest value that fits."""
+    side = min(int(h), int(w))
+    if p.blur_sigma > 0 and _gaussian_radius(p.blur_sigma) >= side:
+        raise ValueError(
+            f"SimParams.blur_sigma={p.blur_sigma:g}: the Gaussian kernel (radius {_gaussian_radius(p.blur_sigma)} px) "
+            f"does not fit this {w}x{h} (WxH) {name}; the radius must be smaller than the shorter side "
+            f"({side} px), i.e. blur_sigma <= {max(0, side - 1) / 3:g}")
+    if p.motion_length > 1:
+        size = p.motion_length if p.motion_length % 2 == 1 else p.motion_length + 1
+        if size // 2 >= side:
+            raise ValueError(
+                f"SimParams.motion_length={p.motion_length}: the motion kernel ({size} px) does not fit this "
+                f"{w}x{h} (WxH) {name}; its radius must be smaller than the shorter side ({side} px), i.e. "
+                f"motion_length <= {2 * side - 1}")
 
 
 def _blur_numpy(lin: np.ndarray, p: SimParams) -> np.ndarray:
@@ -395,6 +438,7 @@ def simulate(image: np.ndarray, params: SimParams | None = None, rng=None) -> np
     if not isinstance(params, SimParams):
         raise TypeError(f"params: expected SimParams or None, got {type(params).__name__}")
     rgb, alpha, is_uint8 = check_image(image)
+    check_kernel_fits(params, *rgb.shape[:2])
     rng = _as_rng(rng)
     levels = (1 << params.adc_bits) - 1
     blurred = params.blur_sigma > 0 or params.motion_length > 1
@@ -438,6 +482,9 @@ def simulate_torch(batch, params: SimParams | Sequence[SimParams] | None = None,
         raise ValueError(f"batch: expected a float tensor N x 3 x H x W in [0, 1], got {shape}")
     if not batch.is_floating_point():
         raise TypeError(f"batch: expected a floating-point tensor in [0, 1], got {batch.dtype}")
+    if batch.numel() == 0:
+        raise ValueError(f"batch: empty ({tuple(batch.shape)}); expected at least one image N x 3 x H x W "
+                         "with N, H, W >= 1")
     if not torch.isfinite(batch).all() or batch.min() < 0 or batch.max() > 1:
         raise ValueError("batch: values must be finite and lie in [0, 1]")
     n = batch.shape[0]
@@ -446,6 +493,8 @@ def simulate_torch(batch, params: SimParams | Sequence[SimParams] | None = None,
     plist = [params] * n if isinstance(params, SimParams) else list(params)
     if len(plist) != n or not all(isinstance(p, SimParams) for p in plist):
         raise ValueError(f"params: expected one SimParams or a list of {n} SimParams")
+    for i, p in enumerate(plist):
+        check_kernel_fits(p, batch.shape[2], batch.shape[3], name=f"batch (sample {i})")
     dev, dt = batch.device, torch.float32
 
     def col(vals):

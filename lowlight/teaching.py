@@ -1,17 +1,22 @@
 """Teaching helpers: helpers that exist to demonstrate something in a notebook; the library never uses them.
 
-=====================  ==========================================================  ========
-helper                 what it demonstrates                                        notebook
-=====================  ==========================================================  ========
-:func:`perturb_alpha`  controlled mistakes of a ground-truth alpha, one kind at a  05
-                       time, to see which loss term reacts to which mistake
-=====================  ==========================================================  ========
+=========================  ======================================================  ========
+helper                     what it demonstrates                                    notebook
+=========================  ======================================================  ========
+:class:`AugmentedSamples`  a map-style dataset of augmented draws from a few       02
+                           sources, and :func:`loader_rates`, its samples/s through
+                           a ``DataLoader`` with and without workers (first epoch
+                           with the workers' start-up, then steady state)
+:func:`perturb_alpha`      controlled mistakes of a ground-truth alpha, one kind   05
+                           at a time, to see which loss term reacts to which
+                           mistake
+=========================  ======================================================  ========
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PERTURBATIONS", "perturb_alpha"]
+__all__ = ["AugmentedSamples", "loader_rates", "PERTURBATIONS", "perturb_alpha"]
 
 #: the kinds of :func:`perturb_alpha`
 PERTURBATIONS = ("blur", "shift", "noise", "holes", "hair_removed", "background_residue")
@@ -81,3 +86,66 @@ def perturb_alpha(alpha: np.ndarray, kind: str, strength: float | None = None, s
         far = cv2.GaussianBlur(far.astype(np.float32), (0, 0), 2.0)   # no hard cut-off near the subject
         out = np.maximum(a, amp * np.clip(blobs, 0, 1) * far)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+class AugmentedSamples:
+    """``n`` augmented samples drawn in turn from a few source samples (dicts with uint8
+    ``normal`` and ``alpha``, as :func:`lowlight.data.make_sample` returns; ``key`` picks the
+    image, e.g. ``"low"``), sample ``i`` seeded with ``i``; yields ``(image uint8 tensor H x W x 3,
+    alpha float tensor H x W)``. A map-style dataset for ``DataLoader`` -- the throughput
+    measurements of notebook 02 and ``benchmarks/bench_augment.py``. Training itself reads
+    LL-Matte through :class:`lowlight.data.LLMatteDataset`."""
+
+    def __init__(self, transform, sources: list[dict], n: int, key: str = "normal"):
+        if not sources:
+            raise ValueError("sources: expected at least one sample")
+        missing = [k for k in (key, "alpha") if k not in sources[0]]
+        if missing:
+            raise ValueError(f"sources: each sample needs the keys {key!r} and 'alpha'; missing {missing}")
+        self.transform, self.sources, self.n, self.key = transform, list(sources), int(n), key
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        import torch
+
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} out of range for {self.n} samples")
+        self.transform.set_random_seed(i)
+        s = self.sources[i % len(self.sources)]
+        o = self.transform(image=s[self.key], alpha=s["alpha"].astype(np.float32) / 255)
+        return torch.from_numpy(o["image"]), torch.from_numpy(o["alpha"])
+
+
+def loader_rates(dataset, num_workers: int, batch_size: int = 8, direct: bool = False) -> dict:
+    """Samples per second of ``dataset`` through a ``DataLoader`` (notebook 02, ``bench_augment``).
+
+    Two epochs over the same loader (``persistent_workers`` when ``num_workers > 0``):
+    ``"first_epoch"`` includes starting the worker processes -- what every epoch costs with
+    ``persistent_workers=False``, the course's loaders' setting -- and ``"steady"`` is the second
+    epoch, workers already running. Returns both rates and the ``"startup_s"`` they imply; with
+    ``direct=True`` also ``"direct"``: ``dataset[i]`` in a plain loop, without a ``DataLoader``
+    (no batching, no collation), the cost of the augmentation alone.
+    """
+    import time
+
+    from torch.utils.data import DataLoader
+
+    n = len(dataset)
+    out = {}
+    if direct:
+        t0 = time.perf_counter()
+        for i in range(n):
+            dataset[i]
+        out["direct"] = n / (time.perf_counter() - t0)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        persistent_workers=num_workers > 0)
+    rates = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        count = sum(len(b[0]) for b in loader)
+        rates.append(count / (time.perf_counter() - t0))
+    del loader   # ends persistent workers
+    out.update(first_epoch=rates[0], steady=rates[1], startup_s=max(0.0, n / rates[0] - n / rates[1]))
+    return out

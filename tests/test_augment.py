@@ -1,5 +1,6 @@
 """lowlight.augment: alpha stays soft and untouched by photometric transforms, the darkening
-gamma darkens, cut-out holes respect their bound, determinism, DataLoader workers."""
+gamma darkens, cut-out holes respect their bound, determinism, DataLoader workers; and the
+throughput helpers of notebook 02 (lowlight.teaching.AugmentedSamples, loader_rates)."""
 import warnings
 
 import albumentations as A
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight import augment as aug, simulate as sim
+from lowlight import augment as aug
+from lowlight.color import luminance
 
 
 def _sample(h=160, w=200, seed=0):
@@ -72,7 +74,7 @@ def test_darkening_gamma_darkens_and_article_gamma_brightens():
     a = np.zeros((32, 32), np.float32)
     ours = aug.MattingCompose([A.RandomGamma(gamma_limit=aug.DARKENING_GAMMA_LIMIT, p=1)], seed=0)(image=flat, alpha=a)
     article = aug.MattingCompose([A.RandomGamma(gamma_limit=(30, 60), p=1)], seed=0)(image=flat, alpha=a)
-    assert sim.luminance(ours["image"]).mean() < sim.luminance(flat).mean() * 0.5
+    assert luminance(ours["image"]).mean() < luminance(flat).mean() * 0.5
     assert article["image"].mean() > 150          # the article's setting brightens a flat 100
 
 
@@ -166,3 +168,43 @@ def test_works_with_dataloader_workers():
     multi = [b for b in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)]
     for (x0, a0), (x1, a1) in zip(single, multi):
         assert torch.equal(x0, x1) and torch.equal(a0, a1)
+
+
+def _sources(n=2):
+    out = []
+    for k in range(n):
+        img, alpha = _sample(80, 80, seed=k)
+        out.append({"normal": img, "low": (img // 8).astype(np.uint8), "alpha": (alpha * 255).round().astype(np.uint8)})
+    return out
+
+
+def test_augmented_samples_moved_to_teaching_and_seeded_by_index():
+    from lowlight.teaching import AugmentedSamples
+
+    assert not hasattr(aug, "AugmentedSamples")          # a teaching helper, not part of the pipeline module
+    ds = AugmentedSamples(aug.train_transform(48), _sources(), 5, key="low")
+    assert len(ds) == 5
+    x, a = ds[3]
+    assert x.shape == (48, 48, 3) and x.dtype == torch.uint8 and a.shape == (48, 48) and a.dtype == torch.float32
+    x2, a2 = ds[3]
+    assert torch.equal(x, x2) and torch.equal(a, a2)      # sample i is seeded with i
+    geo = aug.train_transform(48, photometric=False, cutout=False)
+    dark, bright = AugmentedSamples(geo, _sources(), 5, key="low"), AugmentedSamples(geo, _sources(), 5)
+    assert dark[2][0].float().mean() < bright[2][0].float().mean() / 4   # ``key`` picks the source image
+    with pytest.raises(IndexError):
+        ds[5]
+    with pytest.raises(ValueError, match="sources"):
+        AugmentedSamples(aug.train_transform(48), [], 3)
+    with pytest.raises(ValueError, match="low"):
+        AugmentedSamples(aug.train_transform(48), [{"normal": x.numpy(), "alpha": a.numpy()}], 3, key="low")
+
+
+def test_loader_rates_reports_both_epochs():
+    from lowlight.teaching import AugmentedSamples, loader_rates
+
+    ds = AugmentedSamples(aug.train_transform(32), _sources(), 8)
+    for workers in (0, 2):
+        r = loader_rates(ds, workers, batch_size=4)
+        assert set(r) == {"first_epoch", "steady", "startup_s"}
+        assert r["first_epoch"] > 0 and r["steady"] > 0 and r["startup_s"] >= 0
+    assert loader_rates(ds, 0, batch_size=4, direct=True)["direct"] > 0

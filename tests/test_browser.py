@@ -3,7 +3,9 @@
 JupyterLab runs on 127.0.0.1 (random port, random token, private config/runtime dirs)
 in a temporary copy of ``notebooks/01_low_light_simulation.ipynb``; Debian's Chromium,
 driven headless by playwright, runs all cells, moves the exposure slider with the
-keyboard and checks that the rendered figure changes. Screenshots of the explorer
+keyboard and checks that both images of the explorer change: the simulation figure and
+the panel with MODNet's matte of the simulated image (the second image of the widget's
+output, see :func:`lowlight.viz.widgets.explorer_views`). Screenshots of the explorer
 before and after land in ``runs/browser/`` (``failure.png`` when a step fails).
 
 Needs ``/usr/bin/chromium`` and the ``[dev]`` extras: ``scripts/setup.sh --dev``.
@@ -54,11 +56,12 @@ IDLE_HOLD_S = 0.3
 EXPLORER = ".jp-OutputArea-output .widget-interact"
 EV_HANDLE = f"{EXPLORER} .widget-slider .noUi-handle[role=slider] >> nth=0"
 EV_READOUT = f"{EXPLORER} .widget-slider .widget-readout >> nth=0"
-EXPLORER_IMG_JS = """() => {
+# the explorer's Output widget shows two images: [simulation figure, MODNet matte panel]
+EXPLORER_IMGS_JS = """() => {
     const box = document.querySelector('.jp-OutputArea-output .widget-interact');
     if (!box) return null;
-    const img = box.querySelector('.widget-output img');
-    return img ? img.getAttribute('src') : null;
+    const imgs = Array.from(box.querySelectorAll('.widget-output img')).map(i => i.getAttribute('src'));
+    return imgs.length === 2 && imgs.every(s => s) ? imgs : null;
 }"""
 
 
@@ -221,12 +224,21 @@ def _status_bar(pg) -> str:
     return pg.evaluate("() => document.getElementById('jp-main-statusbar')?.innerText || ''")
 
 
+def _cells_queued(pg) -> bool:
+    """Whether a rendered cell still waits to run ("[*]:"). The kernel reports Idle between two
+    cells of a Run All, and on a loaded machine the front end can take seconds to send the next
+    one, so Idle alone does not mean the notebook has finished."""
+    return pg.evaluate("() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+                       ".some(e => e.innerText.includes('[*]'))")
+
+
 def _wait_idle(pg, timeout: float, step: str, hold: float = IDLE_HOLD_S) -> None:
-    """Wait until the status bar's kernel item says '(ipykernel) | Idle' for ``hold`` seconds."""
+    """Wait until the status bar's kernel item says '(ipykernel) | Idle' for ``hold`` seconds
+    and no rendered cell is queued."""
     deadline = time.monotonic() + timeout
     since = None
     while time.monotonic() < deadline:
-        if "(ipykernel) | Idle" in _status_bar(pg):
+        if "(ipykernel) | Idle" in _status_bar(pg) and not _cells_queued(pg):
             since = since or time.monotonic()
             if time.monotonic() - since >= hold:
                 return
@@ -249,6 +261,8 @@ def _wait_for_explorer(pg, timeout: float) -> None:
         status = _status_bar(pg)
         if "(ipykernel) | Busy" in status:
             seen_busy, idle_since = True, None
+        elif _cells_queued(pg):
+            idle_since = None
         elif seen_busy and "(ipykernel) | Idle" in status:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > 5.0:
@@ -267,9 +281,9 @@ def _wait_settled(pg, timeout: float, step: str) -> str:
     deadline = time.monotonic() + timeout
     while True:
         _wait_idle(pg, max(deadline - time.monotonic(), 1.0), step)
-        src = _explorer_img(pg)
+        src = _explorer_imgs(pg)
         pg.wait_for_timeout(400)
-        if src and _explorer_img(pg) == src and "(ipykernel) | Idle" in _status_bar(pg):
+        if src and _explorer_imgs(pg) == src and "(ipykernel) | Idle" in _status_bar(pg):
             return src
         if time.monotonic() > deadline:
             raise StepTimeout(f"{step}: the explorer's image kept changing for {timeout:.0f} s")
@@ -291,12 +305,13 @@ def _number(text: str) -> float:
     return float(text.replace("\u2212", "-"))
 
 
-def _explorer_img(pg) -> str | None:
-    return pg.evaluate(EXPLORER_IMG_JS)
+def _explorer_imgs(pg) -> list[str] | None:
+    """``[simulation src, matte src]``, or None while the output is (re)rendering."""
+    return pg.evaluate(EXPLORER_IMGS_JS)
 
 
 # --------------------------------------------------------------------------- the test
-def test_exposure_slider_updates_the_figure(tmp_path):
+def test_exposure_slider_updates_the_figure_and_the_matte(tmp_path):
     require_browser()
     with running_lab() as lab, chromium_page(tmp_path / "chromium-profile") as page:
         _drive_explorer(lab, page)
@@ -326,8 +341,9 @@ def _drive_explorer(lab: Lab, page) -> None:
         _wait_for_explorer(page, RUN_ALL_S)
         step = "notebook finishes"
         _wait_idle(page, RUN_ALL_S, step)
-        src_before = _explorer_img(page)
-        assert src_before, "the explorer's Output widget shows no <img> after Run All"
+        src_before = _explorer_imgs(page)
+        assert src_before, ("the explorer's Output widget does not show its two images "
+                            "(simulation, MODNet matte) after Run All")
 
         explorer = page.locator(EXPLORER).first
         explorer.scroll_into_view_if_needed()
@@ -347,13 +363,13 @@ def _drive_explorer(lab: Lab, page) -> None:
             f"ArrowRight did not move the EV slider (aria-valuenow stayed {value_before})")
         assert float(value_after) > float(value_before)
 
-        step = "slider image changes"
+        step = "matte image changes"
         try:
             page.wait_for_function(
-                f"(before) => {{ const s = ({EXPLORER_IMG_JS})(); return s !== null && s !== before; }}",
-                arg=src_before, timeout=IMAGE_CHANGE_S * 1000, polling=100)
+                f"(before) => {{ const s = ({EXPLORER_IMGS_JS})(); return s !== null && s[1] !== before; }}",
+                arg=src_before[1], timeout=IMAGE_CHANGE_S * 1000, polling=100)
         except PWTimeout:
-            raise StepTimeout(f"slider image did not change within {IMAGE_CHANGE_S} s "
+            raise StepTimeout(f"the matte image did not change within {IMAGE_CHANGE_S} s "
                               f"(EV {value_before} -> {value_after}; status bar: {_status_bar(page)!r})") from None
         # every key press queues one callback: let the last one land
         step = "widget update settles"
@@ -361,7 +377,9 @@ def _drive_explorer(lab: Lab, page) -> None:
         readout_after = _readout_text(page, readout)
         explorer.screenshot(path=str(OUT_DIR / "slider_after.png"))
 
-        assert src_after and src_after != src_before, "the explorer's image is the same after the move"
+        assert src_after, "the explorer lost its images after the move"
+        assert src_after[0] != src_before[0], "the simulation figure is the same after the move"
+        assert src_after[1] != src_before[1], "MODNet's matte image is the same after the move"
         assert readout_after != readout_before, f"EV readout stayed {readout_before!r}"
         assert _number(readout_after) == pytest.approx(float(value_after), abs=0.051), (
             f"readout {readout_after!r} does not match the slider's value {value_after}")

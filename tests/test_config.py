@@ -27,6 +27,55 @@ def test_unknown_profile_lists_valid_ones(monkeypatch):
         config.get_profile()
 
 
+def test_profiles_carry_the_modnet_fine_tune():
+    s, q, f = (config.PROFILES[k] for k in ("smoke", "quick", "full"))
+    for p in (s, q, f):
+        assert len(p.ft_n) == len(p.ft_steps) == len(p.ft_epochs) == 3
+        assert p.ft_size % 32 == 0 and p.ft_batch >= 1 and p.ft_scene_crops >= 1 and len(p.seeds) >= 1
+        assert all(st >= ep >= 1 for st, ep in zip(p.ft_steps, p.ft_epochs))   # at least one step per epoch
+        assert p.ft_batch <= p.ft_n[0]
+    assert s.ft_size < q.ft_size <= f.ft_size == 512 and f.ft_batch == 16 and f.ft_epochs == (10, 20, 30)
+    assert sum(s.ft_steps) < sum(q.ft_steps) < sum(f.ft_steps)
+    assert s.threads == q.threads == 2 and f.threads is None     # fixed on CPU (determinism), free on a GPU
+
+
+def test_as_profile_accepts_profiles_names_and_none(monkeypatch):
+    monkeypatch.setenv(config.ENV_PROFILE, "smoke")
+    p = config.PROFILES["full"]
+    assert config.as_profile(p) is p
+    assert config.as_profile("quick") is config.PROFILES["quick"]
+    assert config.as_profile(None) is config.PROFILES["smoke"]
+    with pytest.raises(ValueError, match="valid profiles"):
+        config.as_profile("tiny")
+
+
+def test_run_layout_knows_where_runs_live(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
+    lay = config.RunLayout.of("smoke")
+    root = tmp_path / "runs" / "smoke"
+    assert lay.profile == "smoke" and lay.root == root
+    assert lay.llie_checkpoint == root / "llie" / "zerodce.pt"
+    assert lay.train_dir("modnet", "staged", 1) == root / "train" / "modnet-staged" / "seed1"
+    assert lay.checkpoint("modnet", "onestage", 0, "full") == root / "train" / "modnet-onestage" / "seed0" / "full" / "last.pt"
+    assert lay.eval_dir == root / "eval" and lay.executed_dir == root / "executed"
+    assert config.RunLayout.of(config.PROFILES["quick"]).root == tmp_path / "runs" / "quick"
+    assert config.RunLayout.of("smoke", root=tmp_path / "x").llie_checkpoint == tmp_path / "x" / "llie" / "zerodce.pt"
+    assert not root.exists()            # a layout only names paths, it creates nothing
+
+
+def test_set_threads_follows_the_profile():
+    import torch
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert config.set_threads("smoke") == 2 == torch.get_num_threads()
+        torch.set_num_threads(1)
+        assert config.set_threads("full") == 1          # threads=None leaves torch's setting alone
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(config, "FIGURES_DIR", tmp_path / "figures")

@@ -14,6 +14,7 @@ import pytest
 
 from lowlight import config
 from lowlight import data
+from lowlight.color import luminance
 from lowlight.data import _draw
 
 SMOKE = config.get_profile("smoke")
@@ -139,7 +140,7 @@ def test_backgrounds_all_kinds():
         assert img.shape == (64, 64, 3) and img.dtype == np.uint8 and info["kind"] == kind
     night = data.make_background("night", 64, np.random.default_rng(3))[0]
     backlit = data.make_background("backlit", 64, np.random.default_rng(3))[0]
-    assert data.luminance(night).mean() < data.luminance(backlit).mean()
+    assert luminance(night).mean() < luminance(backlit).mean()
     with pytest.raises(ValueError, match="unknown kind"):
         data.make_background("moon", 64, np.random.default_rng(0))
 
@@ -148,7 +149,8 @@ def test_photos_load_offline():
     for name in data.PHOTOS:
         img = data.load_photo(name)
         assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
-    assert set(data.photo_licences()) == set(data.PHOTOS)
+    # the licences of the photos the generator uses; every photo (people too) has one
+    assert set(data.photo_licences()) <= set(data.PHOTOS) and all(lic for _, lic in data.PHOTOS.values())
 
 
 # --------------------------------------------------------------------------- samples and cache
@@ -436,3 +438,56 @@ def test_error_duplicate_stem(tmp_path):
     _write(root / "image" / "p0.png", np.zeros((40, 56, 3), np.uint8))
     with pytest.raises(data.DataFolderError, match=r"two image files share the name 'p0'"):
         data.ImageAlphaFolder(root)
+
+
+# --------------------------------------------------------------------------- bad inputs found by the sweep
+def test_binary_01_mask_is_refused_not_trained_on(tmp_path):
+    """A 0/1 mask saved as an 8-bit PNG reads as alpha <= 1/255 (an almost empty matte): it was
+    silently accepted by both folder loaders; now the error names the file and the conversion."""
+    root = _pairs_folder(tmp_path / "d")
+    mask = np.zeros((40, 56), np.uint8); mask[8:30, 10:40] = 1
+    _write(root / "alpha" / "p1.png", mask)
+    ds = data.ImageAlphaFolder(root, lowlight=None)
+    ds[0]                                                   # the good pairs still load
+    with pytest.raises(data.DataFolderError, match=r"p1\.png: alpha matte holds only 0 and 1 .*\* 255"):
+        ds[1]
+    _write(root / "alpha" / "p2.png", np.ones((40, 56), np.uint8))        # all 1: also a 0/1 export
+    with pytest.raises(data.DataFolderError, match=r"p2\.png: alpha matte holds only 1 everywhere"):
+        ds[2]
+    _write(root / "alpha" / "p0.png", np.zeros((40, 56), np.uint8))       # all 0 is a valid (empty) matte
+    assert float(ds[0]["alpha"].max()) == 0.0
+    c = _comp1k_folder(tmp_path / "c")
+    _write(c / "alpha" / "f1.png", mask[:36, :48])
+    with pytest.raises(data.DataFolderError, match=r"f1\.png: alpha matte holds only 0 and 1"):
+        data.Composition1kFolder(c, lowlight=None)[1]
+
+
+def test_check_reads_every_file_and_names_all_bad_ones(tmp_path):
+    """`check()` (called by training's make_datasets before the first epoch) reads every
+    file of both folder layouts, backgrounds included, and names every bad file."""
+    c = _comp1k_folder(tmp_path / "c")
+    ds = data.Composition1kFolder(c, bg_per_fg=2, lowlight=None)
+    assert ds.check() == 4
+    (c / "bg" / "b1.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    (c / "fg" / "f0.png").write_bytes(b"")
+    with pytest.raises(data.DataFolderError) as err:
+        data.Composition1kFolder(c, lowlight=None).check()
+    msg = str(err.value)
+    assert msg.startswith(str(c / "fg" / "f0.png")) and "2 bad file(s)" in msg
+    assert "b1.jpg: cannot read this file as an image" in msg
+    root = _pairs_folder(tmp_path / "d")
+    (root / "image" / "p2.jpg").write_bytes(b"not an image")
+    _write(tmp_path / "bgs" / "ok.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "bgs" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(data.DataFolderError, match=r"p2\.jpg: bad file .*2 bad file\(s\)(.|\n)*bgs/bad\.png"):
+        data.ImageAlphaFolder(root, backgrounds=tmp_path / "bgs").check()
+
+
+def test_training_data_path_fails_before_training(tmp_path):
+    """`--data-path` with a corrupt file: make_datasets raises up front, naming the file."""
+    from lowlight.training.data import make_datasets
+
+    c = _comp1k_folder(tmp_path / "c")
+    (c / "alpha" / "f1.png").write_bytes(b"garbage")
+    with pytest.raises(data.DataFolderError, match=r"f1\.png: bad file in data folder"):
+        make_datasets(SMOKE, c, augment=False)

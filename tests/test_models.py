@@ -1,4 +1,5 @@
-"""lowlight.models: encoder registry, CVUNet, weights-only loading, MODNet equivalence."""
+"""lowlight.models: encoder registry, CVUNet, the factory (create_model, model_from_checkpoint),
+weights-only loading, MODNet equivalence, measurement."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowlight import assets, models as M
+from lowlight import assets, io, models as M
+from lowlight.models import encoders as E
 
 ENCODERS = ["mobilenetv2", "convnext_t", "swin_t"]
 
@@ -51,8 +53,8 @@ def test_registry_resolves_names_and_aliases():
 
 
 def test_a_fourth_encoder_is_one_registry_entry(monkeypatch):
-    monkeypatch.setattr(M, "ENCODERS", type(M.ENCODERS)(M.ENCODERS))
-    monkeypatch.setattr(M, "_ALIASES", dict(M._ALIASES))
+    monkeypatch.setattr(E, "ENCODERS", type(E.ENCODERS)(E.ENCODERS))   # the registry lives in .encoders
+    monkeypatch.setattr(E, "_ALIASES", dict(E._ALIASES))
     M.register_encoder(M.EncoderSpec(name="resnet18", timm_name="resnet18", aliases=("r18",),
                                      description="test"))
     model = M.CVUNet("r18").eval()
@@ -61,6 +63,12 @@ def test_a_fourth_encoder_is_one_registry_entry(monkeypatch):
     assert alpha.shape == (1, 1, 40, 72)
     with pytest.raises(ValueError, match="already registered"):
         M.register_encoder(M.EncoderSpec(name="other", timm_name="x", aliases=("swin_t",), description=""))
+    assert M.resolve_encoder("r18").name == "resnet18"
+
+
+def test_the_fourth_encoder_did_not_leak_into_the_registry():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        M.resolve_encoder("r18")
 
 
 @pytest.mark.parametrize("name", ENCODERS)
@@ -73,6 +81,96 @@ def test_encoder_returns_nchw_features_with_declared_channels_and_strides(name, 
     for f, c, s in zip(feats, enc.channels, enc.strides):
         assert tuple(f.shape) == (1, c, 64 // s, 96 // s)
     assert enc.strides[-3:] == (8, 16, 32)
+
+
+def _swin_blocks(encoder) -> dict:
+    """``{stage index: [SwinTransformerBlock, ...]}`` of a Swin encoder's timm body."""
+    import re
+
+    stages: dict[int, list] = {}
+    for name, m in encoder.body.named_modules():
+        if type(m).__name__ == "SwinTransformerBlock":
+            k = int(re.search(r"layers[._](\d+)", name).group(1))
+            stages.setdefault(k, []).append(m)
+    return stages
+
+
+def test_swin_at_512_shifts_its_windows_in_every_stage(cvunets):
+    """At the article's 512² the last stage sees 16 x 16 tokens: its 7 x 7 windows must be shifted
+    in every second block, or the windows never exchange information. Shapes alone cannot see
+    this (a Swin built for 224 gives the same shapes with no shift in its last stage)."""
+    enc = cvunets["swin_t"].encoder
+    stages = _swin_blocks(enc)
+    assert sorted(stages) == [0, 1, 2, 3]
+    sides = {0: 128, 1: 64, 2: 32, 3: 16}
+    for k, blocks in stages.items():
+        for b in blocks:
+            assert tuple(b.input_resolution) == (sides[k], sides[k]), (k, b.input_resolution)
+            assert max(b.window_size) < sides[k]                  # more than one window per side
+        shifts = [max(b.shift_size) for b in blocks]
+        assert shifts[0::2] == [0] * len(shifts[0::2]) and all(s > 0 for s in shifts[1::2]), (k, shifts)
+    last = stages[3]
+    assert max(last[-1].shift_size) > 0 and tuple(last[-1].shift_size) == (3, 3)
+    with torch.no_grad():
+        feats = enc.eval()(_rand(1, 3, 512, 512))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(128, 128), (64, 64), (32, 32), (16, 16)]
+    # the trap it guards against: built for 224, the last stage has one window and no shift
+    wrong = _swin_blocks(M.create_encoder("swin_t", img_size=224))[3]
+    assert all(max(b.shift_size) == 0 for b in wrong)
+
+
+# --------------------------------------------------------------------------- the factory
+def test_create_model_builds_every_registered_name():
+    assert set(M.MODELS) >= {"modnet", "cvunet", "cvunet_convnext", "cvunet_swin"}
+    torch.manual_seed(0)
+    m = M.create_model("cvunet", pretrained=False)
+    assert isinstance(m, M.CVUNet) and m.encoder.name == "mobilenetv2_100"
+    assert M.model_arch(m) == {"model": "cvunet", "llie": None}
+    two = M.create_model("cvunet", pretrained=False, llie="zerodce")
+    assert M.model_arch(two) == {"model": "cvunet", "llie": "zerodce"}
+    assert hasattr(two, "llie") and hasattr(two, "matting")
+    with torch.no_grad():
+        assert two.eval()(_rand(1, 3, 40, 56)).shape == (1, 1, 40, 56)
+    with pytest.raises(ValueError, match="model 'unet'.*modnet"):
+        M.create_model("unet")
+    with pytest.raises(ValueError, match="llie"):
+        M.create_model("cvunet", pretrained=False, llie="retinex")
+    with pytest.raises(ValueError, match="without llie"):
+        M.create_model("cvunet", pretrained=False, llie_checkpoint="x.pt")
+    with pytest.raises(ValueError, match="MobileNetV2 encoder only"):
+        M.create_model("cvunet_convnext", pretrained="modnet")
+    with pytest.raises(ValueError, match="not built by"):
+        M.model_arch(torch.nn.Linear(2, 2))
+
+
+def test_create_model_modnet_is_the_shipped_network(modnet_path):
+    m = M.create_model("modnet")
+    assert M.model_arch(m) == {"model": "modnet", "llie": None}
+    assert m.pretrained_from == "modnet" and m.frozen_bn
+    with pytest.raises(ValueError, match="MODNet takes True"):
+        M.create_model("modnet", pretrained="weights.pt")
+
+
+def test_model_from_checkpoint_rebuilds_the_stored_network(tmp_path):
+    torch.manual_seed(1)
+    two = M.create_model("cvunet", pretrained=False, llie="zerodce")
+    io.save_checkpoint(tmp_path / "two.pt", {"model": two.state_dict(), "arch": M.model_arch(two)})
+    back = M.model_from_checkpoint(tmp_path / "two.pt")
+    assert M.model_arch(back) == M.model_arch(two) and not back.training
+    assert io.weights_digest(back) == io.weights_digest(two)
+    # no "arch": named, with where a usable checkpoint comes from
+    io.save_checkpoint(tmp_path / "noarch.pt", {"model": two.matting.state_dict()})
+    with pytest.raises(io.CheckpointError, match=r"noarch\.pt.*'arch'"):
+        M.model_from_checkpoint(tmp_path / "noarch.pt")
+    # notebook 04's LLIE-only checkpoint is recognised as such
+    io.save_checkpoint(tmp_path / "zerodce.pt", {"model": two.llie.state_dict()})
+    with pytest.raises(io.CheckpointError, match=r"zerodce\.pt.*LLIE-only"):
+        M.model_from_checkpoint(tmp_path / "zerodce.pt")
+    # an "arch" that does not match the weights
+    io.save_checkpoint(tmp_path / "liar.pt", {"model": two.matting.state_dict(),
+                                              "arch": {"model": "cvunet_convnext", "llie": None}})
+    with pytest.raises(io.CheckpointError, match=r"liar\.pt.*do not fit model 'cvunet_convnext'"):
+        M.model_from_checkpoint(tmp_path / "liar.pt")
 
 
 # --------------------------------------------------------------------------- CVUNet
@@ -284,10 +382,12 @@ def test_count_macs_matches_the_convolution_formula():
 def test_latency_and_peak_memory_report_positive_numbers():
     res = M.measure_latency(torch.nn.Conv2d(3, 4, 3), torch.rand(1, 3, 32, 32), repeats=3)
     assert len(res["times_s"]) == 3 and 0 < res["min_s"] <= res["median_s"]
-    mem = M.peak_rss_subprocess("encoder", "mobilenetv2", size=64, threads=1)
+    mem = M.peak_rss_subprocess(kind="encoder", name="mobilenetv2", size=64, threads=1)
     assert mem["peak_mb"] >= mem["before_mb"] > 50          # torch alone is > 50 MB resident
+    assert mem["forward_mb"] == mem["peak_mb"] - mem["before_mb"]
     with pytest.raises(ValueError, match="kind"):
         M.peak_rss_subprocess("gpu", "x")
+    assert not hasattr(M, "available_encoders")            # removed: the registry is M.ENCODERS
 
 
 def test_measure_train_step_updates_the_model_and_reports_throughput():

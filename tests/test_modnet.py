@@ -9,6 +9,7 @@ import torch
 
 from lowlight import assets
 from lowlight.models import modnet as MM
+from lowlight.models import modnet_weights as MW
 
 GROUPS = ["backbone.stage1", "backbone.stage2", "backbone.stage3", "backbone.stage4",
           "backbone.stage5", "lr_branch", "hr_branch", "fusion"]
@@ -43,7 +44,7 @@ def _rand(*shape, seed=0):
 
 @pytest.mark.parametrize("size", [(512, 512), (384, 640)])
 def test_equals_onnxruntime(model, modnet_path, size):
-    res = MM.verify_modnet(size=size, model=model, onnx_path=modnet_path, threads=1)
+    res = MW.verify_modnet(size=size, model=model, onnx_path=modnet_path, threads=1)
     assert res["size"] == size
     assert res["max_abs_diff"] <= 1e-4, res
 

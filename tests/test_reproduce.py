@@ -20,8 +20,11 @@ def _nb(path, *sources):
     nbformat.write(nb, str(path))
 
 
-def _run(*args, env_profile="smoke"):
+def _run(*args, env_profile="smoke", root=None):
+    """The runner as a user calls it; ``root`` (LOWLIGHT_ROOT) keeps its runs/ out of the repository."""
     env = dict(os.environ, LOWLIGHT_PROFILE=env_profile)
+    if root is not None:
+        env["LOWLIGHT_ROOT"] = str(root)
     return subprocess.run([sys.executable, "-m", "lowlight.reproduce", *args], capture_output=True,
                           text=True, env=env, cwd=config.ROOT, timeout=1800)
 
@@ -33,15 +36,22 @@ def test_failure_names_notebook_cell_and_error(tmp_path):
     _nb(src / "02_bad.ipynb", "x = 1", "raise ValueError('boom')")
     _nb(src / "03_after.ipynb", "print('never')")
     out = tmp_path / "out"
-    r = _run("--profile", "smoke", "--notebooks-dir", str(src), "--output-dir", str(out))
+    r = _run("--profile", "smoke", "--notebooks-dir", str(src), "--output-dir", str(out), root=tmp_path / "root")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "notebook 02_bad.ipynb, cell 3 of the executed copy (\"raise ValueError('boom')\"): ValueError: boom" in r.stdout
     assert "03_after.ipynb" in r.stdout and "skipped" in r.stdout
     done = nbformat.read(str(out / "01_ok.ipynb"), 4)
     assert any("profile smoke smoke" in o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs)
     assert (out / "02_bad.ipynb").exists()  # the partly executed copy is kept
-    summary = json.loads((config.run_dir("smoke") / "reproduce_summary.json").read_text())
+    # provenance: the source digest and profile in each executed copy, its status too
+    digest = reproduce.source_digest()
+    assert done.metadata["lowlight"]["source_digest"] == digest and done.metadata["lowlight"]["profile"] == "smoke"
+    assert nbformat.read(str(out / "02_bad.ipynb"), 4).metadata["lowlight"]["status"] == "failed"
+    # another folder's notebooks are a partial run: the summary goes beside the copies
+    summary = json.loads((out / "reproduce_summary.partial.json").read_text())
     assert [n["status"] for n in summary["notebooks"]] == ["ok", "failed", "skipped"]
+    assert summary["source_digest"] == digest and summary["partial"] is True
+    assert not (tmp_path / "root" / "runs" / "smoke" / "reproduce_summary.json").exists()
 
 
 def test_only_rejects_unknown_numbers(tmp_path):
@@ -49,7 +59,138 @@ def test_only_rejects_unknown_numbers(tmp_path):
     src.mkdir()
     _nb(src / "01_ok.ipynb", "pass")
     r = _run("--notebooks-dir", str(src), "--only", "01,09", "--output-dir", str(tmp_path / "o"))
-    assert r.returncode != 0 and "no notebook numbered 09" in (r.stdout + r.stderr)
+    assert r.returncode == 2 and "no notebook numbered 09; valid: 01 (01_ok.ipynb)" in r.stderr
+
+
+@pytest.mark.parametrize("only, says", [(",", "--only ',': empty"), ("", "--only '': empty"),
+                                        ("1a", "'1a' is not a notebook number")])
+def test_only_empty_or_invalid_names_the_option(tmp_path, only, says):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _nb(src / "01_ok.ipynb", "pass")
+    _nb(src / "05_x.ipynb", "pass")
+    r = _run("--notebooks-dir", str(src), "--only", only, "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    assert "valid: 01 (01_ok.ipynb), 05 (05_x.ipynb)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_notebooks_dir_names_the_given_folder(tmp_path):
+    r = _run("--notebooks-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and f"--notebooks-dir {tmp_path / 'nowhere'}: not a folder" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = _run("--notebooks-dir", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and f"no notebooks (NN_*.ipynb) found in {tmp_path / 'empty'}" in r.stderr
+
+
+def test_non_json_notebook_does_not_claim_a_kept_copy(tmp_path):
+    src, out = tmp_path / "nbs", tmp_path / "out"
+    src.mkdir()
+    (src / "01_broken.ipynb").write_text("this is not JSON")
+    out.mkdir()
+    (out / "01_broken.ipynb").write_text("{}")        # a stale copy of an earlier run
+    r = _run("--notebooks-dir", str(src), "--output-dir", str(out), root=tmp_path / "root")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "notebook 01_broken.ipynb: " in r.stdout and "JSON" in r.stdout
+    assert "no executed copy was written" in r.stdout and "kept" not in r.stdout
+    assert not (out / "01_broken.ipynb").exists()     # the stale copy cannot pass for this run's
+
+
+def test_partial_run_never_replaces_the_full_summary(tmp_path):
+    """`--only 02 --output-dir elsewhere` used to overwrite runs/<profile>/reproduce_summary.*."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    _nb(root / "notebooks" / "01_a.ipynb", "pass")
+    _nb(root / "notebooks" / "02_b.ipynb", "x = 2")
+    full = root / "runs" / "smoke"
+    full.mkdir(parents=True)
+    (full / "reproduce_summary.json").write_text('{"full": true}\n')
+    (full / "reproduce_summary.md").write_text("full run\n")
+    r = _run("--only", "02", "--output-dir", str(tmp_path / "elsewhere"), root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (full / "reproduce_summary.json").read_text() == '{"full": true}\n'
+    assert (full / "reproduce_summary.md").read_text() == "full run\n"
+    part = json.loads((tmp_path / "elsewhere" / "reproduce_summary.only-02.json").read_text())
+    assert part["partial"] and [n["notebook"] for n in part["notebooks"]] == ["02_b.ipynb"]
+    assert "(partial run)" in (tmp_path / "elsewhere" / "reproduce_summary.only-02.md").read_text()
+
+
+def test_inplace_records_the_source_digest(tmp_path):
+    """The maintainers' in-place run (how the committed notebooks get their outputs) stamps the
+    digest and profile into the sources, strips widget state, and writes the full summary."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    nb_path = root / "notebooks" / "01_a.ipynb"
+    _nb(nb_path, "print(40 + 2)")
+    book = nbformat.read(str(nb_path), 4)
+    book.metadata["widgets"] = {"state": {}}
+    nbformat.write(book, str(nb_path))
+    r = _run("--profile", "smoke", "--inplace", root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = nbformat.read(str(nb_path), 4)
+    assert done.metadata["lowlight"]["source_digest"] == reproduce.source_digest()
+    assert done.metadata["lowlight"]["profile"] == "smoke" and done.metadata["lowlight"]["status"] == "ok"
+    assert "widgets" not in done.metadata and "42" in done.cells[1].outputs[0]["text"]
+    summary = json.loads((root / "runs" / "smoke" / "reproduce_summary.json").read_text())
+    assert summary["partial"] is False and summary["source_digest"] == reproduce.source_digest()
+    assert not [p for p in nb_path.parent.iterdir() if p.name.startswith(".")]   # no temp file left
+
+
+def test_source_digest_follows_every_source_byte(tmp_path):
+    pkg = tmp_path / "lowlight"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    (pkg / "sub" / "a.py").write_text("y = 2\n")
+    d0 = reproduce.source_digest(pkg)
+    (pkg / "sub" / "__pycache__" / "a.cpython-312.py").write_text("junk")
+    (pkg / "notes.txt").write_text("not source")
+    assert reproduce.source_digest(pkg) == d0                      # caches and non-.py files ignored
+    (pkg / "sub" / "a.py").write_text("y = 2  # a comment\n")
+    assert reproduce.source_digest(pkg) != d0                      # any byte counts
+    (pkg / "sub" / "a.py").write_text("y = 2\n")
+    (pkg / "sub" / "a.py").rename(pkg / "sub" / "b.py")
+    assert reproduce.source_digest(pkg) != d0                      # so do the paths
+    assert len(reproduce.source_digest()) == 64
+
+
+# --------------------------------------------------------------------------- atomic writes (lowlight.io)
+_WRITER = """
+import sys, time
+from lowlight.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    open(tmp, "wb").write(b"x" * 1_000_000)
+    print(tmp, flush=True)
+    time.sleep(120)
+"""
+
+
+def _writer(target):
+    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                         cwd=config.ROOT)
+    tmp = p.stdout.readline().strip()
+    assert tmp, "the writer did not start"
+    return p, tmp
+
+
+def test_killed_writer_leaves_no_orphan_after_the_next_write(tmp_path):
+    """kill -9 during a checkpoint write leaves `.last.pt.<pid>.<random>.part`; the next write of
+    last.pt removes it -- but never the temporary file of a writer that is still running."""
+    from lowlight import io
+
+    target = tmp_path / "last.pt"
+    dead, dead_tmp = _writer(target)
+    live, live_tmp = _writer(target)
+    try:
+        assert os.path.basename(dead_tmp).startswith(f".last.pt.{dead.pid}.") and dead_tmp.endswith(".part")
+        dead.kill()
+        dead.wait()
+        assert os.path.exists(dead_tmp)                      # the orphan a kill -9 leaves
+        io.atomic_write_bytes(target, b"new")
+        assert not os.path.exists(dead_tmp)                  # removed by the next write
+        assert os.path.exists(live_tmp)                      # another live writer's file is kept
+        assert target.read_bytes() == b"new"
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_unknown_profile_is_a_clear_error():
@@ -77,7 +218,9 @@ def test_reproduce_course_on_smoke(tmp_path):
     summary = json.loads((config.run_dir("smoke") / "reproduce_summary.json").read_text())
     assert [n["notebook"] for n in summary["notebooks"]] == [p.name for p in sources]
     assert all(n["status"] == "ok" for n in summary["notebooks"])
+    assert summary["source_digest"] == reproduce.source_digest() and summary["partial"] is False
     for p in sources:
         assert (tmp_path / p.name).exists()
+        assert nbformat.read(str(tmp_path / p.name), 4).metadata["lowlight"]["source_digest"] == summary["source_digest"]
         assert hashlib.sha256(p.read_bytes()).hexdigest() == before[p.name]
     assert (config.run_dir("smoke") / "reproduce_summary.md").read_text().count("| ok |") == len(sources)

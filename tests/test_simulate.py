@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lowlight import simulate as sim
+from lowlight.color import luminance
 
 
 def test_article_formula_bit_for_bit():
@@ -59,7 +60,7 @@ def test_simulate_is_deterministic_and_darkens():
     c = sim.simulate(img, rng=np.random.default_rng(10))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.dtype == np.uint8 and a.shape == img.shape
-    assert sim.luminance(a).mean() < 0.5 * sim.luminance(img).mean()
+    assert luminance(a).mean() < 0.5 * luminance(img).mean()
 
 
 def test_fast_path_equals_general_path_without_noise():
@@ -161,3 +162,63 @@ def test_motion_kernel_normalised():
     for length in (2, 5, 7):
         k = sim.motion_kernel(length, 33.0)
         assert k.shape[0] % 2 == 1 and abs(k.sum() - 1) < 1e-6 and (k >= 0).all()
+
+
+# --------------------------------------------------------------------------- bad inputs found by the sweep
+@pytest.mark.parametrize("bad_alpha, match", [(5.0, r"alpha channel .*\[0, 1\].*5\]"), (np.nan, "alpha channel .*NaN")])
+def test_rgba_float_alpha_is_validated(bad_alpha, match):
+    rgba = np.random.default_rng(3).random((8, 8, 4)).astype(np.float32)
+    rgba[2, 3, 3] = bad_alpha
+    with pytest.raises(ValueError, match=match):
+        sim.simulate(rgba, rng=0)
+    with pytest.raises(ValueError, match=match):
+        sim.article_low_light(rgba, rng=0)
+
+
+def test_params_accept_numpy_scalars():
+    p = sim.SimParams(exposure=np.float32(0.1), full_well=np.float64(3000), read_noise=np.int64(2),
+                      motion_length=np.int64(3), motion_angle=np.float32(10), adc_bits=np.int32(10),
+                      cast=np.array([1.0, 0.9, 0.8], np.float32))
+    assert type(p.exposure) is float and type(p.motion_length) is int and type(p.adc_bits) is int
+    assert p == sim.SimParams(exposure=float(np.float32(0.1)), full_well=3000.0, read_noise=2.0, motion_length=3,
+                              motion_angle=10.0, adc_bits=10, cast=tuple(float(c) for c in np.float32([1, 0.9, 0.8])))
+    import json
+    json.dumps(p.to_dict())
+    with pytest.raises(ValueError, match="SimParams.motion_length"):
+        sim.SimParams(motion_length=True)
+
+
+@pytest.mark.parametrize("field", ["full_well", "read_noise", "gain"])
+def test_params_out_of_range_are_named(field):
+    # full_well=1e30 with Poisson noise used to end in numpy's bare "lam value too large"
+    with pytest.raises(ValueError, match=f"SimParams.{field}: expected a finite number .* <= "):
+        sim.SimParams(**{field: 1e30}, shot_noise="poisson")
+    big = sim.SimParams(full_well=sim.MAX_FULL_WELL, exposure=1.0, shot_noise="poisson")
+    assert sim.simulate(np.full((4, 4, 3), 255, np.uint8), big, rng=0).shape == (4, 4, 3)
+
+
+def test_kernel_larger_than_image_is_refused_quickly():
+    import time
+
+    img = np.zeros((32, 40, 3), np.uint8)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"SimParams.motion_length=10000: .* 40x32 \(WxH\) image.*<= 63"):
+        sim.simulate(img, sim.SimParams(motion_length=10000))
+    assert time.perf_counter() - t0 < 1.0                      # was 27 s
+    with pytest.raises(ValueError, match=r"SimParams.blur_sigma=50: .*40x32"):
+        sim.simulate(img, sim.SimParams(blur_sigma=50.0))
+    # the largest kernels that fit run on both paths
+    fits = sim.SimParams(blur_sigma=10.0, motion_length=63, shot_noise="none")
+    assert sim.simulate(img, fits).shape == img.shape
+    assert sim.simulate_torch(torch.zeros(1, 3, 32, 40), fits).shape == (1, 3, 32, 40)
+
+
+def test_torch_blur_larger_than_image_and_empty_batch_are_clear():
+    batch = torch.rand(2, 3, 32, 40)
+    with pytest.raises(ValueError, match=r"SimParams.blur_sigma=20: .*40x32 \(WxH\) batch \(sample 1\)"):
+        sim.simulate_torch(batch, [sim.SimParams(), sim.SimParams(blur_sigma=20.0)])
+    with pytest.raises(ValueError, match=r"SimParams.motion_length=65: .*<= 63"):
+        sim.simulate_torch(batch, sim.SimParams(motion_length=65))
+    for empty in (torch.zeros(0, 3, 8, 8), torch.zeros(2, 3, 0, 8)):
+        with pytest.raises(ValueError, match=r"batch: empty"):
+            sim.simulate_torch(empty)

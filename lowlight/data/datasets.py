@@ -242,6 +242,49 @@ class _RealFolder(MattingDataset):
         self.size = size
         self.sim_overrides = dict(sim_overrides or {})
 
+    #: set by subclasses: ``[(stem, image or foreground path, alpha path)]`` and the root folder
+    pairs: list
+    root: Path
+
+    def load_pair(self, pair_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (image or foreground, alpha) files of pair ``pair_index`` as read and size-checked
+        (uint8)."""
+        stem, ip, ap = self.pairs[pair_index]
+        img, alpha = read_image(ip), read_alpha(ap)
+        check_same_size(img, ip, alpha, ap)
+        return img, alpha
+
+    def _background_files(self) -> list[Path]:
+        return []
+
+    def check(self, max_listed: int = 10) -> int:
+        """Read every file once (images, alphas, backgrounds), so that a bad file fails now and
+        not when a training epoch first draws it. Returns the number of samples; raises one
+        :class:`DataFolderError` that names every bad file (the first ``max_listed`` of them)."""
+        import cv2
+
+        problems: list[str] = []
+
+        def attempt(fn, *args, path=None):
+            try:
+                fn(*args)
+            except DataFolderError as exc:
+                problems.append(str(exc))
+            except (OSError, MemoryError, cv2.error) as exc:
+                problems.append(f"{path}: cannot be read ({type(exc).__name__}: {exc})")
+
+        for i in range(len(self.pairs)):
+            attempt(self.load_pair, i, path=self.pairs[i][1])
+        for b in self._background_files():
+            attempt(read_image, b, path=b)
+        if problems:
+            shown = "\n  ".join(problems[:max_listed])
+            more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+            raise DataFolderError(
+                f"{problems[0].split(': ', 1)[0]}: bad file in data folder {self.root} "
+                f"({len(problems)} bad file(s) found by reading every file once):\n  {shown}{more}")
+        return len(self)
+
     def _low(self, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         from ..simulate import article_low_light, sample_params, simulate
 
@@ -272,7 +315,7 @@ class ImageAlphaFolder(_RealFolder):
     new one after estimating a clean foreground (``estimate_fg="ml"``: pymatting's
     multi-level method, avoids colour bleeding; ``"none"``: use the photo as F).
     Pairing errors are raised at construction, per-file errors when a sample is read;
-    :meth:`check` reads every file once.
+    :meth:`check` reads every file once and names all the bad ones.
     """
 
     def __init__(self, root: str | Path, image_dir: str = "image", alpha_dir: str = "alpha",
@@ -298,16 +341,10 @@ class ImageAlphaFolder(_RealFolder):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (image, alpha) pair ``index`` as read and size-checked (uint8)."""
-        stem, ip, ap = self.pairs[index]
-        img, alpha = read_image(ip), read_alpha(ap)
-        check_same_size(img, ip, alpha, ap)
-        return img, alpha
+        return self.load_pair(index)
 
-    def check(self) -> int:
-        """Read every pair once (raises on the first bad file); returns the count."""
-        for i in range(len(self)):
-            self.load(i)
-        return len(self)
+    def _background_files(self) -> list[Path]:
+        return list(self._bg_files or [])
 
     def raw(self, index: int, rng: np.random.Generator) -> dict:
         img, alpha = self.load(index)
@@ -331,7 +368,7 @@ class Composition1kFolder(_RealFolder):
     composited on the fly, ``bg_per_fg`` backgrounds per foreground (Composition-1k's test
     set uses 20).  The background of sample ``i`` is fixed by ``seed`` and ``i``; it is
     scaled to cover the foreground and cropped, as in the Composition-1k script.
-    Notebook 01.
+    :meth:`check` reads every foreground, alpha and background once.  Notebook 01.
     """
 
     def __init__(self, root: str | Path, fg_dir: str = "fg", alpha_dir: str = "alpha", bg_dir: str = "bg",
@@ -352,11 +389,13 @@ class Composition1kFolder(_RealFolder):
     def __len__(self) -> int:
         return len(self.pairs) * self.bg_per_fg
 
+    def _background_files(self) -> list[Path]:
+        return list(self.bg_files)
+
     def raw(self, index: int, rng: np.random.Generator) -> dict:
         fi, j = divmod(index, self.bg_per_fg)
-        stem, fp, ap = self.pairs[fi]
-        fg, alpha = read_image(fp), read_alpha(ap)
-        check_same_size(fg, fp, alpha, ap)
+        stem = self.pairs[fi][0]
+        fg, alpha = self.load_pair(fi)
         # the backgrounds of one foreground are distinct (while there are enough of them)
         order = np.random.default_rng(np.random.SeedSequence([self.seed, 2_000_003, fi])).permutation(len(self.bg_files))
         bpath = self.bg_files[int(order[j % len(order)])]

@@ -9,7 +9,7 @@ Two layouts are supported (see ``data/README.md``):
 
 Every failure names the file or folder and says what was expected: missing or empty
 folder, missing partner, two files with one stem, unreadable image, 16-bit data, alpha
-that is not single-channel, sizes that differ.
+that is not single-channel, a 0/1 binary mask stored as alpha, sizes that differ.
 """
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def read_alpha(path: str | Path) -> np.ndarray:
     """An 8-bit single-channel alpha matte as uint8 HxW.  Notebook 01.
 
     Mattes stored as RGB or RGBA are refused rather than guessed at (which channel is the
-    matte?): save them as single-channel 8-bit PNGs.
+    matte?): save them as single-channel 8-bit PNGs. A matte whose largest value is 1 (a 0/1
+    binary mask exported to an 8-bit file) is refused too: read as alpha it would be almost
+    transparent everywhere, and a data set of them trains on empty mattes.
     """
     img = _imread(Path(path))
     if img.ndim == 3 and img.shape[2] == 1:
@@ -70,6 +72,11 @@ def read_alpha(path: str | Path) -> np.ndarray:
         raise DataFolderError(
             f"{path}: alpha matte has {img.shape[2]} channels; expected a single-channel (greyscale) "
             "8-bit image, e.g. cv2.imwrite(out, alpha_uint8) with alpha of shape HxW")
+    if int(img.max()) == 1:
+        vals = "0 and 1" if int(img.min()) == 0 else "1 everywhere"
+        raise DataFolderError(
+            f"{path}: alpha matte holds only {vals} (a 0/1 binary mask saved as 8-bit); expected alpha "
+            "0-255 (255 = opaque). Convert it: cv2.imwrite(out, cv2.imread(path, 0) * 255)")
     return np.ascontiguousarray(img)
 
 

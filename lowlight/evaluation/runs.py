@@ -42,13 +42,14 @@ def _require(path: Path, what: str, profile: config.Profile, notebook: str) -> P
                             f"python -m lowlight.reproduce --only {notebook} --profile {profile.name}")
 
 
-def load_llie(profile=None, path: str | Path | None = None) -> nn.Module:
-    """The pretrained Zero-DCE++ of notebook 04 (eval mode), from ``path`` or the profile's run folder."""
+def load_llie(profile=None, path: str | Path | None = None, scale: float = 1.0) -> nn.Module:
+    """The pretrained Zero-DCE++ of notebook 04 (eval mode), from ``path`` or the profile's run folder;
+    ``scale``: its curve-estimation downscale factor (``ZeroDCEpp(scale=...)``) for larger images."""
     from ..models.llie import ZeroDCEpp
 
     p = config.as_profile(profile)
     path = Path(path) if path else _require(config.RunLayout.of(p).llie_checkpoint, "Zero-DCE++", p, "04")
-    m = ZeroDCEpp()
+    m = ZeroDCEpp(scale=scale)
     load_model_weights(m, path)
     return m.eval()
 

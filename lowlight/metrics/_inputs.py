@@ -8,7 +8,7 @@ from . import _kernels as _k
 from ._common import numba_enabled
 
 
-def _as_alpha(x, name: str, fast: bool = False):
+def _as_alpha(x, name: str):
     """``(alpha, (lo, hi) or None)``: the validated HxW matte, and for a float matte its
     minimum and maximum (found while checking them)."""
     a = np.asarray(x)
@@ -30,13 +30,8 @@ def _as_alpha(x, name: str, fast: bool = False):
         raise ValueError(
             f"{name}: expected dtype uint8 (0..255) or float (0..1), got {a.dtype}")
     a = np.ascontiguousarray(a)
-    if fast:                               # one pass: min, max and NaN count
-        lo, hi, nan = _k._k_range(a)
-        has_nan = nan > 0
-    else:
-        lo, hi = a.min(), a.max()
-        has_nan = bool(np.isnan(lo) or np.isnan(hi))
-    if has_nan:
+    lo, hi = a.min(), a.max()               # NaN if any pixel is NaN
+    if np.isnan(lo) or np.isnan(hi):
         raise ValueError(f"{name}: contains NaN ({int(np.isnan(a).sum())} pixels)")
     if lo < 0 or hi > 1:
         hint = "; a 0..255 matte must have dtype uint8 (or be divided by 255)" if hi > 1 else ""
@@ -54,8 +49,9 @@ def _trimap_error(t, name):
 
 
 def _as_trimap(x, name: str = "trimap", fast: bool = False):
-    """``(trimap as uint8, (n, y0, y1, x0, x1) or None)``: with ``fast`` (numba), the
-    number of unknown pixels and their bounding box come from the checking pass."""
+    """``(trimap as uint8, scan or None)``: with ``fast`` (numba) the checking pass also
+    gives ``(n, (y0, y1, x0, x1), flags)``: the number of unknown pixels, their bounding
+    box and the per-row chunk flags (see ``_kernels._k_trimap_scan``)."""
     t = np.asarray(x)
     if t.ndim == 3 and t.shape[2] == 1:
         t = t[:, :, 0]
@@ -64,15 +60,17 @@ def _as_trimap(x, name: str = "trimap", fast: bool = False):
     if t.dtype == np.bool_ or not (np.issubdtype(t.dtype, np.integer)
                                    or np.issubdtype(t.dtype, np.floating)):
         raise ValueError(f"{name}: expected numeric values 0/128/255, got dtype {t.dtype}")
-    if fast and t.dtype == np.uint8 and t.size:
-        t = np.ascontiguousarray(t)
-        bad, n, y0, y1, x0, x1 = _k._k_trimap_scan(t)
-        if bad:
+    if t.dtype != np.uint8 or not fast or t.size == 0:
+        if ((t != 0) & (t != 128) & (t != 255)).any():
             raise _trimap_error(t, name)
-        return t, (int(n), int(y0), int(y1), int(x0), int(x1))
-    if ((t != 0) & (t != 128) & (t != 255)).any():
+        t = t if t.dtype == np.uint8 else t.astype(np.uint8)
+    t = np.ascontiguousarray(t)
+    if not fast or t.size == 0:
+        return t, None
+    bad, n, y0, y1, x0, x1, flags = _k._k_trimap_scan(t, _k.CHUNK)
+    if bad:
         raise _trimap_error(t, name)
-    return np.ascontiguousarray(t if t.dtype == np.uint8 else t.astype(np.uint8)), None
+    return t, (int(n), (int(y0), int(y1), int(x0), int(x1)), flags)
 
 
 def check_inputs(pred, gt, trimap):
@@ -90,16 +88,16 @@ def check_inputs(pred, gt, trimap):
 
 class Prepared:
     """Validated inputs and what the metrics share: the number ``n`` of unknown pixels,
-    their bounding ``box`` (y0, y1, x0, x1), and on demand the unknown mask (0/1),
-    the chunk flags of the box and each matte's minimum and maximum. One instance
-    serves all four metrics in :func:`lowlight.metrics.all_metrics`."""
+    their bounding ``box`` (y0, y1, x0, x1), the chunk ``flags`` of the numba path,
+    and on demand the unknown mask (0/1) and each matte's minimum and maximum. One
+    instance serves all four metrics in :func:`lowlight.metrics.all_metrics`."""
 
-    __slots__ = ("pred", "gt", "trimap", "n", "box", "fast", "_range", "_mask", "_flags")
+    __slots__ = ("pred", "gt", "trimap", "n", "box", "fast", "flags", "_range", "_mask")
 
     def __init__(self, pred, gt, trimap):
         self.fast = fast = numba_enabled()
-        self.pred, rp = _as_alpha(pred, "pred", fast)
-        self.gt, rg = _as_alpha(gt, "gt", fast)
+        self.pred, rp = _as_alpha(pred, "pred")
+        self.gt, rg = _as_alpha(gt, "gt")
         self.trimap, scan = _as_trimap(trimap, fast=fast)
         if self.pred.shape != self.gt.shape:
             raise ValueError(f"pred and gt: shapes differ, {self.pred.shape} vs {self.gt.shape}")
@@ -108,7 +106,7 @@ class Prepared:
                              f"shape {self.pred.shape}")
         self._range = [rp, rg]
         self._mask = None
-        self._flags = None
+        self.flags = None
         if scan is None:
             self.n = cv2.countNonZero(self.mask)
             if self.n:
@@ -117,7 +115,7 @@ class Prepared:
             else:
                 self.box = (0, 0, 0, 0)
         else:
-            self.n, self.box = scan[0], scan[1:]
+            self.n, self.box, self.flags = scan
 
     @property
     def mask(self):
@@ -125,15 +123,6 @@ class Prepared:
         if self._mask is None:
             self._mask = (self.trimap == 128).view(np.uint8)
         return self._mask
-
-    @property
-    def flags(self):
-        """uint8 ``[box rows, ceil(box width / CHUNK)]``: 1 where a box row has unknown
-        pixels in a chunk of ``_kernels.CHUNK`` columns (numba path)."""
-        if self._flags is None:
-            y0, y1, x0, x1 = self.box
-            self._flags = _k._k_unknown_chunks(self.trimap, y0, y1, x0, x1, _k.CHUNK)
-        return self._flags
 
     def value_range(self, i: int):
         """``(min, max)`` of ``pred`` (i = 0) or ``gt`` (i = 1), as Python floats."""

@@ -13,57 +13,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import _chunk_span, _jit, _lanes_add, _alpha32, _min_alpha
+from ._kernels import _alpha32, _jit, _lanes_add, _min_alpha, _next_span
 
 _INT64_MAX = np.iinfo(np.int64).max
 _ONES8 = np.uint64(0x0101010101010101)
 
 
 @_jit
-def _k_level_row(p, g, r, a, b, lut32, thr, m, lev):
-    # lev[x - off] for columns [a, b) of row r: how many of thr[1..K] min(p, g) reaches
-    # (thr holds uint8 values for two uint8 mattes, the smallest float32 >= t_k else)
+def _k_level_row(pr, gr, thr, m, lev):
+    # lev[x]: how many of thr[1..K] min(pr[x], gr[x]) reaches (thr holds uint8 values
+    # for two uint8 mattes, the smallest float32 >= t_k else); m: scratch, same length
     K = thr.shape[0] - 1
-    pr = p[r]
-    gr = g[r]
-    for x in range(a, b):
-        m[x] = _min_alpha(pr[x], gr[x], lut32)
+    for x in range(lev.shape[0]):
+        m[x] = _min_alpha(pr[x], gr[x])
         lev[x] = 0
     one = np.uint8(1)
     nil = np.uint8(0)
     for k in range(1, K + 1):
         tk = thr[k]
-        for x in range(a, b):
+        for x in range(lev.shape[0]):
             lev[x] += one if m[x] >= tk else nil
 
 
 @_jit
-def _k_step(c, v, prev, r, start, ok, orow, ors, ore, n):
-    # level changes from prev to v at column c of row r: open or close runs
-    if v > prev:
-        for k in range(prev + 1, v + 1):
-            start[k] = c
-    else:
-        for k in range(v + 1, prev + 1):
-            ok[n] = k
-            orow[n] = r
-            ors[n] = start[k]
-            ore[n] = c
-            n += 1
-    return n
-
-
-@_jit
-def _k_level_runs(p, g, lut32, thr):
+def _k_level_runs(p, g, thr):
     # Maximal horizontal runs [rs, re) of lev >= k for every level k, in the order they
     # end (row by row, left to right): (level, row, rs, re) and their number.
     H, W = p.shape
     K = thr.shape[0] - 1
-    nw = W // 8
     m = np.empty(W, thr.dtype)
-    lev = np.zeros(nw * 8 + 8, np.uint8)
+    lev = np.zeros((W // 8 + 2) * 8, np.uint8)  # lev[W] = 0 closes the runs open at the end
     words = lev.view(np.uint64)
-    reserve = K * (W // 2 + 1)          # the most runs one row can close
+    reserve = K * (W // 2 + 1)              # the most runs one row can close
     cap = 4 * reserve
     ok = np.empty(cap, np.uint8)
     orow = np.empty(cap, np.int32)
@@ -83,24 +64,29 @@ def _k_level_runs(p, g, lut32, thr):
             ors2[:n] = ors[:n]
             ore2[:n] = ore[:n]
             ok, orow, ors, ore = ok2, orow2, ors2, ore2
-        _k_level_row(p, g, r, 0, W, lut32, thr, m, lev)
+        _k_level_row(p[r], g[r], thr, m, lev[:W])
         prev = 0
         pat = np.uint64(0)
-        for wi in range(nw):
-            if words[wi] == pat:        # 8 pixels at the current level: nothing changes
+        c = 0
+        while c <= W:
+            if (c & 7) == 0 and c + 8 <= W and words[c >> 3] == pat:
+                c += 8                      # 8 pixels at the current level: no change
                 continue
-            for c in range(wi * 8, wi * 8 + 8):
-                v = np.int64(lev[c])
-                if v != prev:
-                    n = _k_step(c, v, prev, r, start, ok, orow, ors, ore, n)
-                    prev = v
-            pat = np.uint64(prev) * _ONES8
-        for c in range(nw * 8, W):
             v = np.int64(lev[c])
+            if v > prev:                    # runs of levels prev+1 .. v open at c
+                for k in range(prev + 1, v + 1):
+                    start[k] = c
+            elif v < prev:                  # runs of levels v+1 .. prev end at c
+                for k in range(v + 1, prev + 1):
+                    ok[n] = k
+                    orow[n] = r
+                    ors[n] = start[k]
+                    ore[n] = c
+                    n += 1
             if v != prev:
-                n = _k_step(c, v, prev, r, start, ok, orow, ors, ore, n)
                 prev = v
-        n = _k_step(W, 0, prev, r, start, ok, orow, ors, ore, n)
+                pat = np.uint64(prev) * _ONES8
+            c += 1
     return ok, orow, ors, ore, n
 
 
@@ -174,25 +160,28 @@ def _k_largest(rs, re, rowptr, off, K, H):
                         i += 1
                     else:
                         j += 1
-        size = np.zeros(b - a, np.int64)
-        first = np.full(b - a, _INT64_MAX, np.int64)
-        for r in range(H):
-            for i in range(rowptr[k, r], rowptr[k, r + 1]):
-                q = _k_find(parent, i) - a
-                size[q] += re[i] - rs[i]
-                f = np.int64(rs[i]) * H + r             # column-major index of its first pixel
-                if f < first[q]:
-                    first[q] = f
-        best = -1
-        bsize = np.int64(0)
-        bfirst = _INT64_MAX
-        for q in range(b - a):
-            if size[q] > bsize or (size[q] == bsize and size[q] > 0 and first[q] < bfirst):
-                best = q
-                bsize = size[q]
-                bfirst = first[q]
+        # roots are the smallest index of their component (unions keep the smaller), so
+        # one forward pass points every run at its root
         for i in range(a, b):
-            inomega[i] = (_k_find(parent, i) - a) == best
+            parent[i] = parent[parent[i]]
+        size = np.zeros(b - a, np.int64)
+        for i in range(a, b):
+            size[parent[i] - a] += re[i] - rs[i]
+        bsize = np.int64(0)
+        for q in range(b - a):
+            bsize = max(bsize, size[q])
+        best = -1
+        bfirst = _INT64_MAX
+        for r in range(H):              # ties: first pixel first in column-major order
+            for i in range(rowptr[k, r], rowptr[k, r + 1]):
+                q = parent[i] - a
+                if size[q] == bsize:
+                    f = np.int64(rs[i]) * H + r     # column-major index of its first pixel
+                    if f < bfirst:
+                        best = q
+                        bfirst = f
+        for i in range(a, b):
+            inomega[i] = (parent[i] - a) == best
     return inomega, kmax
 
 
@@ -221,17 +210,17 @@ def _k_break_runs(rs, re, rowptr, inomega, kmax, H):
 
 
 @_jit
-def _k_phi_sum(p, g, t, y0, x0, x1, flags, ch, lut32, thr, rs, re, rowptr, brk, kmax,
+def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kmax,
                l32, theta32):
     # Sum over the unknown pixels of |phi(p) - phi(g)|, phi = 1 - d*(d >= theta),
     # d = alpha - l in single precision as in MATLAB. Per pixel l = t_n with n its level
     # (l = 1 when n = kmax, the top non-empty level), unless a break run covers it.
+    # Box rows are processed span by span of chunks holding unknown pixels.
     K = thr.shape[0] - 1
     bw = x1 - x0
     n4 = bw - bw % 4
-    bh, nch = flags.shape
-    m = np.empty(x1, thr.dtype)
-    lev = np.empty(x1, np.uint8)
+    m = np.empty(bw, thr.dtype)
+    lev = np.empty(bw, np.uint8)
     lrow = np.empty(bw, np.float32)
     erow = np.empty(bw, np.float32)
     lut = l32.copy()
@@ -239,40 +228,43 @@ def _k_phi_sum(p, g, t, y0, x0, x1, flags, ch, lut32, thr, rs, re, rowptr, brk, 
     one = np.float32(1.0)
     zero = np.float32(0.0)
     total = 0.0
-    for yi in range(bh):
-        fr = flags[yi]
-        jlo, jhi = _chunk_span(fr)
-        if jlo < 0:
+    for y in range(y0, y1):
+        fr = flags[y]
+        a, b, j = _next_span(fr, 0, ch, x0, x1)
+        if a < 0:
             continue
-        y = y0 + yi
-        a = jlo * ch
-        b = min((jhi + 1) * ch, bw)
-        _k_level_row(p, g, y, x0 + a, x0 + b, lut32, thr, m, lev)
-        for x in range(a, b):
-            lrow[x] = lut[lev[x0 + x]]
-        for k in range(1, kmax + 1):
+        lo = a
+        hi = b
+        while a >= 0:                       # l from the pixels' levels
+            _k_level_row(p[y, x0 + a:x0 + b], g[y, x0 + a:x0 + b], thr, m[a:b], lev[a:b])
+            la = lev[a:b]
+            lr = lrow[a:b]
+            for x in range(b - a):
+                lr[x] = lut[la[x]]
+            hi = b
+            a, b, j = _next_span(fr, j, ch, x0, x1)
+        for k in range(1, kmax + 1):        # pixels of break runs left omega at level k
             lk = l32[k - 1]
             for i in range(rowptr[k, y], rowptr[k, y + 1]):
                 if brk[i]:
-                    for x in range(max(rs[i] - x0, a), min(re[i] - x0, b)):
+                    for x in range(max(rs[i] - x0, lo), min(re[i] - x0, hi)):
                         lrow[x] = lk
-        pr = p[y]
-        gr = g[y]
-        tr = t[y]
         s0 = s1 = s2 = s3 = 0.0
-        for j in range(jlo, jhi + 1):
-            if fr[j] == 0:
-                continue
-            ca = j * ch
-            cb = min(ca + ch, bw)
-            for x in range(ca, cb):
-                X = x0 + x
-                l = lrow[x]
-                dp = _alpha32(pr[X], lut32) - l
-                dg = _alpha32(gr[X], lut32) - l
+        a, b, j = _next_span(fr, 0, ch, x0, x1)
+        while a >= 0:
+            pr = p[y, x0 + a:x0 + b]
+            gr = g[y, x0 + a:x0 + b]
+            tr = t[y, x0 + a:x0 + b]
+            lr = lrow[a:b]
+            er = erow[a:b]
+            for x in range(b - a):
+                l = lr[x]
+                dp = _alpha32(pr[x]) - l
+                dg = _alpha32(gr[x]) - l
                 fp = one - dp if dp >= theta32 else one
                 fg = one - dg if dg >= theta32 else one
-                erow[x] = abs(fp - fg) if tr[X] == 128 else zero
-            s0, s1, s2, s3 = _lanes_add(erow, ca, cb, n4, s0, s1, s2, s3)
+                er[x] = abs(fp - fg) if tr[x] == 128 else zero
+            s0, s1, s2, s3 = _lanes_add(erow, a, b, n4, s0, s1, s2, s3)
+            a, b, j = _next_span(fr, j, ch, x0, x1)
         total += (s0 + s1) + (s2 + s3)
     return total

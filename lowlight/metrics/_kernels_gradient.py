@@ -2,7 +2,7 @@
 
 The Gaussian-derivative filters are rank one and run as 1-D passes in double precision,
 row by row through a ring of 9 horizontally filtered rows per matte, fused with the
-amplitude and the error sum. Only the 32-column chunks of the unknown box that hold
+amplitude and the error sum. Only the runs of 32-column chunks of the unknown box that hold
 unknown pixels are filtered (the horizontal pass also where a chunk within 4 rows
 needs it); per pixel the arithmetic, and so every single-precision error, is the same
 as filtering the whole box. The 9-tap loops are written out so that LLVM turns them
@@ -12,30 +12,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import _chunk_span, _jit, _lanes_add
+from ._kernels import _jit, _lanes_add, _next_span
 
 
+# Inner loops run from 0 over views: an index that numba cannot prove non-negative
+# gets a wrap-around check that keeps LLVM from vectorising the loop.
 @_jit
-def _k_fill_row(img, r, x0, a, b, xb):
-    # xb[j] = img[r, x0 - 4 + j] for j in [a, b), columns outside the image replicate
-    # its border (MATLAB's 'replicate'); inside it they are real data
+def _k_fill_row(img, r, c0, xb):
+    # xb[j] = img[r, c0 + j]; columns outside the image replicate its border (MATLAB's
+    # 'replicate'), inside it they are real data
     W = img.shape[1]
-    for j in range(a, b):
-        c = x0 - 4 + j
-        if c < 0:
-            c = 0
-        elif c >= W:
-            c = W - 1
-        xb[j] = img[r, c]
+    row = img[r]
+    lo = min(max(-c0, 0), xb.shape[0])          # xb[lo:hi] lies inside the image
+    hi = min(max(W - c0, lo), xb.shape[0])
+    for j in range(lo):
+        xb[j] = row[0]
+    inner = xb[lo:hi]
+    src = row[c0 + lo:c0 + hi]
+    for j in range(hi - lo):
+        inner[j] = src[j]
+    for j in range(hi, xb.shape[0]):
+        xb[j] = row[W - 1]
 
 
 @_jit
-def _k_row_pass(xb, a, b, gk, dk, A, B):
-    # box columns [a, b) filtered horizontally by the Gaussian gk (-> A) and the flipped
-    # derivative dk (-> B); xb[x + 4] is box column x
+def _k_row_pass(xb, gk, dk, A, B):
+    # A, B filtered horizontally by the Gaussian gk (-> A) and the flipped derivative
+    # dk (-> B); xb[x + 4] is the input at output column x
     g0, g1, g2, g3, g4 = gk[0], gk[1], gk[2], gk[3], gk[4]
     d0, d1, d2, d3 = dk[0], dk[1], dk[2], dk[3]
-    for x in range(a, b):
+    for x in range(A.shape[0]):
         a0 = xb[x]
         a1 = xb[x + 1]
         a2 = xb[x + 2]
@@ -50,22 +56,31 @@ def _k_row_pass(xb, a, b, gk, dk, A, B):
 
 
 @_jit
-def _k_column_pass(Ap, Bp, Ag, Bg, sl, gk, dk, scale_p, scale_g, trow, x0, a, b, erow):
-    # Vertical pass over the 9 buffered rows (ring slots sl[0..8], top to bottom) for box
-    # columns [a, b), then (single(amp_p) - single(amp_g))^2 at unknown pixels, with
+def _k_column_pass(Ap, Bp, Ag, Bg, sl, a, b, gk, dk, scale_p, scale_g, trow, erow):
+    # Vertical pass over columns [a, b) of the 9 buffered rows (ring slots sl[0..8], top
+    # to bottom; trow and erow are views of the same columns), then
+    # (single(amp_p) - single(amp_g))^2 at unknown pixels, with
     # amp = scale * sqrt(gx^2 + gy^2) in double (scale: mat2gray's 1/(max - min)).
     g0, g1, g2, g3, g4 = gk[0], gk[1], gk[2], gk[3], gk[4]
     d0, d1, d2, d3 = dk[0], dk[1], dk[2], dk[3]
-    P0, P1, P2, P3, P4 = Bp[sl[0]], Bp[sl[1]], Bp[sl[2]], Bp[sl[3]], Bp[sl[4]]
-    P5, P6, P7, P8 = Bp[sl[5]], Bp[sl[6]], Bp[sl[7]], Bp[sl[8]]
-    Q0, Q1, Q2, Q3 = Ap[sl[0]], Ap[sl[1]], Ap[sl[2]], Ap[sl[3]]
-    Q5, Q6, Q7, Q8 = Ap[sl[5]], Ap[sl[6]], Ap[sl[7]], Ap[sl[8]]
-    R0, R1, R2, R3, R4 = Bg[sl[0]], Bg[sl[1]], Bg[sl[2]], Bg[sl[3]], Bg[sl[4]]
-    R5, R6, R7, R8 = Bg[sl[5]], Bg[sl[6]], Bg[sl[7]], Bg[sl[8]]
-    S0, S1, S2, S3 = Ag[sl[0]], Ag[sl[1]], Ag[sl[2]], Ag[sl[3]]
-    S5, S6, S7, S8 = Ag[sl[5]], Ag[sl[6]], Ag[sl[7]], Ag[sl[8]]
+    P0, P1, P2, P3, P4 = (
+        Bp[sl[0], a:b], Bp[sl[1], a:b], Bp[sl[2], a:b], Bp[sl[3], a:b], Bp[sl[4], a:b])
+    P5, P6, P7, P8 = (
+        Bp[sl[5], a:b], Bp[sl[6], a:b], Bp[sl[7], a:b], Bp[sl[8], a:b])
+    Q0, Q1, Q2, Q3 = (
+        Ap[sl[0], a:b], Ap[sl[1], a:b], Ap[sl[2], a:b], Ap[sl[3], a:b])
+    Q5, Q6, Q7, Q8 = (
+        Ap[sl[5], a:b], Ap[sl[6], a:b], Ap[sl[7], a:b], Ap[sl[8], a:b])
+    R0, R1, R2, R3, R4 = (
+        Bg[sl[0], a:b], Bg[sl[1], a:b], Bg[sl[2], a:b], Bg[sl[3], a:b], Bg[sl[4], a:b])
+    R5, R6, R7, R8 = (
+        Bg[sl[5], a:b], Bg[sl[6], a:b], Bg[sl[7], a:b], Bg[sl[8], a:b])
+    S0, S1, S2, S3 = (
+        Ag[sl[0], a:b], Ag[sl[1], a:b], Ag[sl[2], a:b], Ag[sl[3], a:b])
+    S5, S6, S7, S8 = (
+        Ag[sl[5], a:b], Ag[sl[6], a:b], Ag[sl[7], a:b], Ag[sl[8], a:b])
     zero = np.float32(0.0)
-    for x in range(a, b):
+    for x in range(erow.shape[0]):
         gxp = (g4 * P4[x] + g0 * (P0[x] + P8[x]) + g1 * (P1[x] + P7[x])
                + g2 * (P2[x] + P6[x]) + g3 * (P3[x] + P5[x]))
         gyp = (d0 * (Q0[x] - Q8[x]) + d1 * (Q1[x] - Q7[x])
@@ -77,21 +92,22 @@ def _k_column_pass(Ap, Bp, Ag, Bg, sl, gk, dk, scale_p, scale_g, trow, x0, a, b,
         ap = np.float32(scale_p * np.sqrt(gxp * gxp + gyp * gyp))
         ag = np.float32(scale_g * np.sqrt(gxg * gxg + gyg * gyg))
         e = ap - ag
-        erow[x] = e * e if trow[x0 + x] == 128 else zero
+        erow[x] = e * e if trow[x] == 128 else zero
 
 
 @_jit
-def _k_gradient(p, g, t, y0, x0, x1, flags, ch, scale_p, scale_g, gk, dk):
+def _k_gradient(p, g, t, y0, y1, x0, x1, flags, ch, scale_p, scale_g, gk, dk):
     # Sum over the unknown pixels of (single(amp_p) - single(amp_g))^2, one box row at a
-    # time; flags[y - y0, j]: row y has unknown pixels in chunk j (columns j*ch ...).
+    # time; flags[y, j]: row y has unknown pixels in columns [j*ch, (j+1)*ch).
     H = p.shape[0]
     bw = x1 - x0
     n4 = bw - bw % 4
-    bh, nch = flags.shape
+    bh = y1 - y0
+    nch = flags.shape[1]
     # need[v - y0 + 4, j]: the horizontal pass of virtual row v is used in chunk j
     need = np.zeros((bh + 8, nch), np.uint8)
     for yi in range(bh):
-        fr = flags[yi]
+        fr = flags[y0 + yi]
         for j in range(nch):
             if fr[j] != 0:
                 for v in range(yi, yi + 9):
@@ -107,39 +123,33 @@ def _k_gradient(p, g, t, y0, x0, x1, flags, ch, scale_p, scale_g, gk, dk):
     total = 0.0
     for vi in range(bh + 8):
         # horizontal pass of virtual row v = y0 - 4 + vi (rows outside the image
-        # replicate its first / last row) into ring slot vi % 9
+        # replicate its first / last row) into ring slot vi % 9, span by span
         nr = need[vi]
-        jlo, jhi = _chunk_span(nr)
-        if jlo >= 0:
-            rr = min(max(y0 - 4 + vi, 0), H - 1)
-            a = jlo * ch
-            b = min((jhi + 1) * ch, bw)
-            _k_fill_row(p, rr, x0, a, b + 8, xbp)
-            _k_fill_row(g, rr, x0, a, b + 8, xbg)
-            s = vi % 9
-            for j in range(jlo, jhi + 1):
-                if nr[j] != 0:
-                    a = j * ch
-                    b = min(a + ch, bw)
-                    _k_row_pass(xbp, a, b, gk, dk, Ap[s], Bp[s])
-                    _k_row_pass(xbg, a, b, gk, dk, Ag[s], Bg[s])
+        rr = min(max(y0 - 4 + vi, 0), H - 1)
+        s = vi % 9
+        a, b, j = _next_span(nr, 0, ch, x0, x1)
+        while a >= 0:
+            _k_fill_row(p, rr, x0 - 4 + a, xbp[a:b + 8])
+            _k_fill_row(g, rr, x0 - 4 + a, xbg[a:b + 8])
+            _k_row_pass(xbp[a:b + 8], gk, dk, Ap[s, a:b], Bp[s, a:b])
+            _k_row_pass(xbg[a:b + 8], gk, dk, Ag[s, a:b], Bg[s, a:b])
+            a, b, j = _next_span(nr, j, ch, x0, x1)
         if vi < 8:
             continue
         # output row y = y0 + yi once the ring holds its rows y-4 .. y+4
         yi = vi - 8
-        fr = flags[yi]
-        jlo, jhi = _chunk_span(fr)
-        if jlo < 0:
+        fr = flags[y0 + yi]
+        a, b, j = _next_span(fr, 0, ch, x0, x1)
+        if a < 0:
             continue
         for k in range(9):
             sl[k] = (yi + k) % 9
         trow = t[y0 + yi]
         s0 = s1 = s2 = s3 = 0.0
-        for j in range(jlo, jhi + 1):
-            if fr[j] != 0:
-                a = j * ch
-                b = min(a + ch, bw)
-                _k_column_pass(Ap, Bp, Ag, Bg, sl, gk, dk, scale_p, scale_g, trow, x0, a, b, erow)
-                s0, s1, s2, s3 = _lanes_add(erow, a, b, n4, s0, s1, s2, s3)
+        while a >= 0:
+            _k_column_pass(Ap, Bp, Ag, Bg, sl, a, b, gk, dk, scale_p, scale_g,
+                           trow[x0 + a:x0 + b], erow[a:b])
+            s0, s1, s2, s3 = _lanes_add(erow, a, b, n4, s0, s1, s2, s3)
+            a, b, j = _next_span(fr, j, ch, x0, x1)
         total += (s0 + s1) + (s2 + s3)
     return total

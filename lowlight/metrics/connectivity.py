@@ -66,12 +66,12 @@ def _connectivity_numba(P: Prepared, thresholds):
     else:
         thr = c32
     H = P.pred.shape[0]
-    ok, orow, ors, ore, n = _k_level_runs(P.pred, P.gt, _P32_LUT, thr)
+    ok, orow, ors, ore, n = _k_level_runs(P.pred, P.gt, thr)
     rs, re, rowptr, off = _k_sort_runs(ok, orow, ors, ore, n, K, H)
     inomega, kmax = _k_largest(rs, re, rowptr, off, K, H)
     brk = _k_break_runs(rs, re, rowptr, inomega, kmax, H)
     y0, y1, x0, x1 = P.box
-    return _k_phi_sum(P.pred, P.gt, P.trimap, y0, x0, x1, P.flags, _k.CHUNK, _P32_LUT, thr,
+    return _k_phi_sum(P.pred, P.gt, P.trimap, y0, y1, x0, x1, P.flags, _k.CHUNK, thr,
                       rs, re, rowptr, brk, kmax, _l_table(thresholds), _THETA32)
 
 

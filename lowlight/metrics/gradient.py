@@ -50,7 +50,7 @@ def _gradient(P: Prepared) -> float:
     y0, y1, x0, x1 = P.box
     if P.fast:
         # a constant matte gets scale 0: its amplitude is exactly 0
-        total = _k_gradient(P.pred, P.gt, P.trimap, y0, x0, x1, P.flags, _k.CHUNK,
+        total = _k_gradient(P.pred, P.gt, P.trimap, y0, y1, x0, x1, P.flags, _k.CHUNK,
                             sp or 0.0, sg or 0.0, _GK, _DK)
     else:
         zero = np.zeros((y1 - y0, x1 - x0), np.float32)

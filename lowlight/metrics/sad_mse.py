@@ -27,7 +27,7 @@ def _sad_mse(P: Prepared):
     if P.pred.dtype == np.uint8 and P.gt.dtype == np.uint8:
         # |p - g| formed without uint8 wrap-around; one histogram gives both metrics
         if P.fast:
-            hist = _k._k_absdiff_hist(P.pred, P.gt, P.trimap, y0, x0, P.flags, _k.CHUNK)
+            hist = _k._k_absdiff_hist(P.pred, P.gt, P.trimap, y0, y1, x0, x1, P.flags, _k.CHUNK)
             hist = hist.astype(np.float64)
         else:
             d = cv2.absdiff(P.crop(P.pred), P.crop(P.gt))
@@ -38,7 +38,7 @@ def _sad_mse(P: Prepared):
                 hist = np.bincount(d[m.view(bool)], minlength=256).astype(np.float64)
         return float(hist @ _SAD_LUT) / 1000.0, float(hist @ _MSE_LUT) / P.n
     if P.fast:
-        sa, sq = _k._k_sad_mse(P.pred, P.gt, P.trimap, y0, x0, x1, P.flags, _k.CHUNK, _P64_LUT)
+        sa, sq = _k._k_sad_mse(P.pred, P.gt, P.trimap, y0, y1, x0, x1, P.flags, _k.CHUNK)
     else:
         a, b, m = P.crop(P.pred), P.crop(P.gt), P.crop(P.mask)
         a = a if a.dtype != np.uint8 else cv2.LUT(a, _P64_LUT)

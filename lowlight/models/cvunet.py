@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .groups import GroupedModule
+
 from .encoders import Encoder, create_encoder
 
 
@@ -62,7 +64,7 @@ class MattingHead(nn.Module):
         return self.out(self.block(x, self.image_skip(xn)))
 
 
-class CVUNet(nn.Module):
+class CVUNet(GroupedModule):
     """CV-UNet-style trimap-free matting network with a swappable encoder. Notebook 03.
 
     ``CVUNet(encoder="mobilenetv2" | "convnext_t" | "swin_t" | Encoder, pretrained=...)``:
@@ -161,95 +163,5 @@ class CVUNet(nn.Module):
                 groups.setdefault(name.split(".")[0], []).append((name, p))
         return groups
 
-    def param_groups(self) -> "OrderedDict[str, list[nn.Parameter]]":
-        """``{"encoder.stage1": [...], ..., "decoder": [...], "head": [...]}`` -- every parameter
-        in exactly one group, groups in forward order. Submodules added later (e.g. an LLIE
-        module) get a group named after their attribute."""
-        return OrderedDict((g, [p for _, p in ps]) for g, ps in self.named_param_groups().items())
-
-    @property
-    def group_names(self) -> list[str]:
-        return list(self.named_param_groups())
-
-    def _select(self, names) -> list[str]:
-        if names is None or names == "all":
-            return self.group_names
-        if isinstance(names, str):
-            names = [names]
-        valid = self.group_names
-        out = []
-        for n in names:
-            if n == "all":
-                out.extend(valid)
-                continue
-            hit = [g for g in valid if g == n or g.startswith(n + ".")]
-            if not hit:
-                raise ValueError(f"unknown parameter group {n!r}; groups: {', '.join(valid)} "
-                                 f"(or 'encoder', 'all')")
-            out.extend(hit)
-        return list(OrderedDict.fromkeys(out))
-
-    def _set_trainable(self, names, flag: bool) -> list[str]:
-        chosen = self._select(names)
-        groups = self.param_groups()
-        for g in chosen:
-            for p in groups[g]:
-                p.requires_grad_(flag)
-        self._sync_frozen_bn()
-        return chosen
-
-    def freeze(self, names="all") -> list[str]:
-        """Stop gradients for the named groups (``"all"``, ``"encoder"``, ``"encoder.stage2"``,
-        ``["encoder.stage1", "encoder.stage2", "encoder.stage3"]``, ...); returns the groups."""
-        return self._set_trainable(names, False)
-
-    def unfreeze(self, names="all") -> list[str]:
-        """Re-enable gradients for the named groups; returns the groups."""
-        return self._set_trainable(names, True)
-
-    def freeze_all_but(self, names) -> list[str]:
-        """Freeze everything, then unfreeze ``names`` (the article's stage 1: ``"head"``)."""
-        self.freeze("all")
-        return self.unfreeze(names)
-
-    def trainable_groups(self) -> list[str]:
-        """Groups with at least one parameter that requires a gradient."""
-        return [g for g, ps in self.param_groups().items() if any(p.requires_grad for p in ps)]
-
-    def keep_bn_eval(self, names=()) -> list[str]:
-        """Keep the batch-norm layers of the named groups in eval mode (running statistics used
-        and not updated) even when they train; ``()`` clears the setting. Returns the groups.
-
-        Useful with ``pretrained="modnet"`` and small CPU batches: MODNet's statistics were folded
-        away and :func:`load_modnet_into_encoder` only re-estimates them from three photos, so
-        batch statistics in ``train()`` mode move the features well away from the pretrained
-        ones (relative change from 0.2 at stride 2 to about 1.0 at stride 32 on a batch of eight
-        LL-Matte images). ``model.keep_bn_eval("encoder")`` avoids that.
-        """
-        self.bn_eval_groups = set(self._select(names)) if names else set()
-        if self.training:
-            self.train(True)
-        return sorted(self.bn_eval_groups)
-
-    def _sync_frozen_bn(self) -> None:
-        if not self.training:
-            return
-        group_of = {}
-        if self.bn_eval_groups:
-            for g, ps in self.param_groups().items():
-                for p in ps:
-                    group_of[id(p)] = g
-        for m in self.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                params = [p for p in (m.weight, m.bias) if p is not None]
-                frozen = params and not any(p.requires_grad for p in params)
-                pinned = params and group_of.get(id(params[0])) in self.bn_eval_groups
-                if (self.freeze_bn_stats and frozen) or pinned:
-                    m.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._sync_frozen_bn()
-        return self
 
 

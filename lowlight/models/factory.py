@@ -60,9 +60,8 @@ def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,
 
         if pretrained not in (True, False, None):
             raise ValueError(f"pretrained={pretrained!r}: MODNet takes True (the shipped weights) or False")
-        net = modnet(pretrained=bool(pretrained))
-        if bn_eval_encoder or (bn_eval_encoder is None and pretrained):
-            net.frozen_bn = True
+        net = modnet(pretrained=bool(pretrained),
+                     frozen_bn=bool(bn_eval_encoder) if bn_eval_encoder is not None else bool(pretrained))
     else:
         from .cvunet import CVUNet
 

@@ -23,7 +23,7 @@ def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: i
     path = config.figures_dir(profile) / f"{stem}.png"
     with atomic_path(path) as tmp:
         # fixed metadata so that the same figure gives the same bytes
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path
 
 

@@ -1,20 +1,35 @@
-"""The exposure / noise explorer of notebook 01 (ipywidgets).
+"""The exposure / noise explorer of notebook 01 (ipywidgets), with MODNet's matte.
 
 :func:`render` draws one state of the explorer as a matplotlib figure: the normal-light
 photo and its simulated low-light version side by side, their luminance histograms, and
-noise statistics measured against the noise-free rendering of the same exposure.
+noise statistics measured against the noise-free rendering of the same exposure; given
+:class:`MatteModels`, a second row shows what MODNet makes of the simulated image -- the
+original model and, once notebook 06 has trained it, the fine-tuned one.
+
 :func:`explorer` wraps it in sliders. The callback is a plain function
-(:func:`explorer_callback`), so tests can call it without a browser, and notebooks
-call :func:`render` once statically so papermill and nbval see a figure too.
+(:func:`explorer_views`, built on :func:`explorer_callback`), so tests can call it without a
+browser; it returns two figures, the simulation and the matte panel, which the widget shows as
+two images (the browser test watches the second). Notebooks call :func:`render` once
+statically so papermill and nbval see a figure too.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from .. import config
 from .. import simulate as sim
 from ..color import luminance
 
+__all__ = ["MODELS", "MATTE_SIDE", "MatteModels", "default_image", "simulate_pair", "render", "render_mattes",
+           "explorer_callback", "explorer_views", "explorer"]
+
 MODELS = ("physical", "article")
+#: the long side MODNet mattes at in the explorer: interactive on a CPU (~0.1-0.5 s per matte)
+MATTE_SIDE = 256
+ORIGINAL = "original MODNet"
+FINE_TUNED = "fine-tuned MODNet"
 
 
 def default_image(size: int = 256) -> np.ndarray:
@@ -26,6 +41,69 @@ def default_image(size: int = 256) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+# --------------------------------------------------------------------------- the models
+@dataclass
+class MatteModels:
+    """The matting models the explorer runs on the simulated image, built once.
+
+    ``models`` maps a label to a network (display order); ``missing`` says why the fine-tuned
+    model is not there (``None`` when it is). Calling the object mattes a uint8 RGB image with
+    every model (:func:`lowlight.inference.matte_image` at ``max_side``) and returns
+    ``{label: uint8 H x W matte}``.
+    """
+
+    models: dict = field(default_factory=dict)
+    missing: str | None = None
+    max_side: int = MATTE_SIDE
+    checkpoint: str | None = None   # where the fine-tuned weights came from
+
+    @classmethod
+    def load(cls, profile=None, fine_tuned: bool = True, max_side: int = MATTE_SIDE) -> "MatteModels":
+        """The original MODNet (real weights, :func:`lowlight.models.create_model`) and, when
+        ``runs/<profile>/train/modnet-staged/seed0/stage3/last.pt`` exists (notebook 06), the
+        fine-tuned one (:func:`lowlight.models.model_from_checkpoint`)."""
+        from ..models import create_model, model_from_checkpoint
+
+        models = {ORIGINAL: create_model("modnet").eval()}
+        missing = shown = None
+        if fine_tuned:
+            ckpt = config.RunLayout.of(profile).checkpoint("modnet", "staged", 0, "stage3")
+            try:
+                shown = str(ckpt.relative_to(config.ROOT))
+            except ValueError:
+                shown = str(ckpt)
+            if ckpt.is_file():
+                models[FINE_TUNED] = model_from_checkpoint(ckpt)
+            else:
+                missing, shown = f"fine-tuned MODNet absent: no {shown} (notebook 06 trains it)", None
+        return cls(models, missing, max_side, shown)
+
+    def title(self) -> str:
+        """What the matte panel shows, and where the fine-tuned model is (or that it is absent)."""
+        head = "MODNet's matte of the simulated image"
+        if self.missing:
+            return f"{head}\n{self.missing}"
+        if self.checkpoint:
+            return f"{head}\nfine-tuned weights: {self.checkpoint}"
+        return head
+
+    @property
+    def fine_tuned(self) -> bool:
+        return FINE_TUNED in self.models
+
+    def __call__(self, img: np.ndarray) -> dict:
+        from ..inference import matte_image
+
+        return {label: matte_image(m, img, max_side=self.max_side) for label, m in self.models.items()}
+
+    def reference(self, image: np.ndarray) -> np.ndarray:
+        """The original model's matte of the normal-light image: what the dark mattes are compared with."""
+        from ..inference import matte_image
+
+        return matte_image(self.models[ORIGINAL], image, max_side=self.max_side)
+
+
+# --------------------------------------------------------------------------- computation
 def _stats(low: np.ndarray, clean: np.ndarray) -> dict:
     y_low = luminance(low) * 255
     y_clean = luminance(clean) * 255
@@ -54,17 +132,21 @@ def simulate_pair(image: np.ndarray, model: str = "physical", params: sim.SimPar
     return low, clean
 
 
-def render(image: np.ndarray | None = None, model: str = "physical", params: sim.SimParams | None = None,
-           gamma: float = 0.4, scale: float = 0.3, seed: int = 0, brighten: bool = True):
-    """One state of the explorer as a figure (returns ``(figure, stats)``)."""
-    import matplotlib.pyplot as plt
+def _matte_stats(low: np.ndarray, mattes: MatteModels, reference: np.ndarray | None) -> dict:
+    alphas = mattes(low)
+    st = {"mattes": alphas}
+    for label, a in alphas.items():
+        key = "original" if label == ORIGINAL else "fine_tuned"
+        st[f"matte_mean_{key}"] = float(a.mean()) / 255
+        if reference is not None:
+            st[f"matte_diff_{key}"] = float(np.abs(a.astype(np.float32) - reference).mean()) / 255
+    return st
 
-    image = default_image() if image is None else image
-    low, clean = simulate_pair(image, model, params, gamma, scale, seed)
-    st = _stats(low, clean)
-    fig, axes = plt.subplots(1, 4 if brighten else 3, figsize=(13 if brighten else 10, 3.3))
+
+# --------------------------------------------------------------------------- drawing
+def _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten):
     axes[0].imshow(image)
-    axes[0].set_title("normal light")
+    axes[0].set_title("normal light", fontsize=9)
     axes[1].imshow(low)
     title = f"EV {params.ev:+.1f}" if model == "physical" and params else f"article: gamma {gamma}, scale {scale}"
     axes[1].set_title(f"simulated ({title})", fontsize=9)
@@ -86,36 +168,144 @@ def render(image: np.ndarray | None = None, model: str = "physical", params: sim
     h.set_yscale("log")
     h.set_xlabel("luma (DN)")
     h.legend(fontsize=8)
-    h.set_title(f"mean {st['mean_luma_dn']:.1f} DN, noise std {st['noise_std_dn']:.2f} DN, SNR {st['snr']:.1f}", fontsize=9)
-    fig.tight_layout()
+    h.set_title(f"mean {st['mean_luma_dn']:.1f} DN, noise std {st['noise_std_dn']:.2f} DN, "
+                f"SNR {st['snr']:.1f}", fontsize=9)
+
+
+def _draw_mattes(axes, st, mattes: MatteModels, reference):
+    """Panels: the reference (original, normal light), then each model on the simulated image,
+    then a placeholder for an absent fine-tuned model."""
+    i = 0
+    if reference is not None:
+        axes[i].imshow(reference, cmap="gray", vmin=0, vmax=255)
+        axes[i].set_title(f"{ORIGINAL}, normal light\n(the reference)", fontsize=9)
+        i += 1
+    for label, a in st["mattes"].items():
+        key = "original" if label == ORIGINAL else "fine_tuned"
+        diff = st.get(f"matte_diff_{key}")
+        extra = f"\nmean |diff| to reference {diff:.3f}" if diff is not None else ""
+        axes[i].imshow(a, cmap="gray", vmin=0, vmax=255)
+        axes[i].set_title(f"{label}, simulated image{extra}", fontsize=9)
+        i += 1
+    if mattes.missing:
+        axes[i].text(0.5, 0.5, "fine-tuned MODNet absent\n\nrun notebook 06 to train it,\nthen re-run this notebook",
+                     ha="center", va="center", fontsize=9, transform=axes[i].transAxes)
+        axes[i].set_title("fine-tuned MODNet: absent", fontsize=9)
+        axes[i].set_xticks([]), axes[i].set_yticks([])
+        i += 1
+    for j, ax in enumerate(axes):
+        if j >= i:
+            ax.set_visible(False)
+        elif not (mattes.missing and j == i - 1):
+            ax.axis("off")
+
+
+def _n_matte_panels(mattes: MatteModels, reference) -> int:
+    return (reference is not None) + len(mattes.models) + bool(mattes.missing)
+
+
+def render_mattes(st: dict, mattes: MatteModels, reference: np.ndarray | None = None):
+    """The matte panel alone (the explorer's second image): ``st`` from :func:`explorer_callback`
+    with ``mattes``. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = _n_matte_panels(mattes, reference)
+    fig, axes = plt.subplots(1, n, figsize=(max(3.1 * n, 7.0), 3.6), squeeze=False, layout="constrained")
+    _draw_mattes(list(axes[0]), st, mattes, reference)
+    fig.suptitle(mattes.title(), fontsize=9)
+    return fig
+
+
+def render(image: np.ndarray | None = None, model: str = "physical", params: sim.SimParams | None = None,
+           gamma: float = 0.4, scale: float = 0.3, seed: int = 0, brighten: bool = True,
+           mattes: MatteModels | None = None, reference: np.ndarray | None = None):
+    """One state of the explorer as one figure (returns ``(figure, stats)``). With ``mattes`` the
+    figure has a second row: ``reference`` (the original model's normal-light matte, computed
+    when not given) and each model's matte of the simulated image; its title says when the
+    fine-tuned model is absent."""
+    image = default_image() if image is None else image
+    low, clean = simulate_pair(image, model, params, gamma, scale, seed)
+    return _figure(image, low, clean, model, params, gamma, scale, brighten, mattes, reference)
+
+
+def _figure(image, low, clean, model, params, gamma, scale, brighten, mattes=None, reference=None):
+    import matplotlib.pyplot as plt
+
+    st = _stats(low, clean)
+    ncols = 4 if brighten else 3
+    if mattes is None:
+        fig, axes = plt.subplots(1, ncols, figsize=(13 if brighten else 10, 3.3))
+        _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten)
+        fig.tight_layout()
+        return fig, st
+    if reference is None:
+        reference = mattes.reference(image)
+    st.update(_matte_stats(low, mattes, reference))
+    n = _n_matte_panels(mattes, reference)
+    fig = plt.figure(figsize=(13 if brighten else 10, 7.0), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+    _draw_simulation(top.subplots(1, ncols), image, low, st, model, params, gamma, scale, brighten)
+    _draw_mattes(list(np.atleast_1d(bottom.subplots(1, max(n, 1)))), st, mattes, reference)
+    bottom.suptitle(mattes.title(), fontsize=10)
     return fig, st
 
 
+# --------------------------------------------------------------------------- the callback
+def _params(ev: float, full_well: float, read_noise: float, cast_b: float) -> sim.SimParams:
+    return sim.SimParams(exposure=float(2.0 ** ev), full_well=float(full_well), read_noise=float(read_noise),
+                         cast=(1.0, 0.5 * (1.0 + cast_b), float(cast_b)))
+
+
 def explorer_callback(image, ev: float, full_well: float, read_noise: float, cast_b: float,
-                      model: str = "physical", gamma: float = 0.4, seed: int = 0):
-    """The slider callback as a plain function: builds the parameters and renders."""
-    params = sim.SimParams(exposure=float(2.0 ** ev), full_well=float(full_well), read_noise=float(read_noise),
-                           cast=(1.0, 0.5 * (1.0 + cast_b), float(cast_b)))
-    return render(image, model=model, params=params, gamma=gamma, seed=seed)
+                      model: str = "physical", gamma: float = 0.4, seed: int = 0,
+                      mattes: MatteModels | None = None, reference: np.ndarray | None = None):
+    """The simulation part of the slider callback as a plain function: builds the parameters and
+    renders; returns ``(figure, stats)``. With ``mattes``, ``stats["mattes"]`` holds each model's
+    uint8 matte of the simulated image (``stats["matte_diff_*"]``: mean |matte - reference| in
+    [0, 1] when ``reference`` is given); the figure stays the simulation alone."""
+    params = _params(ev, full_well, read_noise, cast_b)
+    low, clean = simulate_pair(image, model, params, gamma, seed=seed)
+    fig, st = _figure(image, low, clean, model, params, gamma, 0.3, True)
+    if mattes is not None:
+        st.update(_matte_stats(low, mattes, reference))
+    return fig, st
 
 
-def explorer(image: np.ndarray | None = None, seed: int = 0):
+def explorer_views(image, ev: float, full_well: float, read_noise: float, cast_b: float,
+                   model: str = "physical", gamma: float = 0.4, seed: int = 0,
+                   mattes: MatteModels | None = None, reference: np.ndarray | None = None):
+    """What the widget shows for one slider state, as a plain function: ``(figures, stats)``,
+    ``figures`` = [simulation] or [simulation, matte panel] when ``mattes`` is given."""
+    fig, st = explorer_callback(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference)
+    figs = [fig]
+    if mattes is not None:
+        figs.append(render_mattes(st, mattes, reference))
+    return figs, st
+
+
+def explorer(image: np.ndarray | None = None, seed: int = 0, mattes: MatteModels | None = None,
+             reference: np.ndarray | None = None):
     """Sliders for exposure (EV), shot noise (full well), read noise and colour cast, plus the
-    article's formula with its gamma. Returns the ``ipywidgets.interactive`` (its first child
-    is the EV slider)."""
+    article's formula with its gamma; with ``mattes`` (built once, e.g. ``MatteModels.load()``)
+    each state also shows MODNet's matte of the simulated image, next to ``reference`` (the
+    original model's normal-light matte; computed once here when not given). Returns the
+    ``ipywidgets.interactive`` (its first child is the EV slider)."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     image = default_image() if image is None else image
+    if mattes is not None and reference is None:
+        reference = mattes.reference(image)   # once, not per callback
     d = sim.SimParams()
     style = {"description_width": "150px"}
     layout = W.Layout(width="520px")
 
     def update(ev, full_well, read_noise, cast_b, model, gamma):
-        fig, _ = explorer_callback(image, ev, full_well, read_noise, cast_b, model, gamma, seed)
-        display(fig)
-        plt.close(fig)
+        figs, _ = explorer_views(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference)
+        for fig in figs:
+            display(fig)
+            plt.close(fig)
 
     return W.interactive(
         update,

@@ -1,0 +1,35 @@
+"""The committed notebooks provably come from the committed code.
+
+``python -m lowlight.reproduce`` records in each executed notebook's ``metadata.lowlight`` the
+SHA-256 of the package's source (:func:`lowlight.reproduce.source_digest`) and the profile. A
+committed notebook whose digest is missing or differs from the current package's shows outputs
+that the current code may not produce: re-execute the notebooks and commit them.
+"""
+import json
+
+from lowlight import reproduce
+
+#: the profile of the committed outputs (README, figures/)
+COMMITTED_PROFILE = "quick"
+
+
+def test_committed_notebooks_carry_the_current_source_digest():
+    current = reproduce.source_digest()
+    notebooks = reproduce.discover()
+    assert notebooks, "no notebooks/NN_*.ipynb found"
+    problems = []
+    for path in notebooks:
+        meta = (json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}).get("lowlight") or {}
+        digest = meta.get("source_digest")
+        if not digest:
+            problems.append(f"{path.name}: no metadata.lowlight.source_digest (not executed by lowlight.reproduce)")
+        elif digest != current:
+            problems.append(f"{path.name}: executed with source {digest[:12]}…, the package is now {current[:12]}…")
+        elif meta.get("profile") != COMMITTED_PROFILE:
+            problems.append(f"{path.name}: executed on profile {meta.get('profile')!r}, expected {COMMITTED_PROFILE!r}")
+        elif meta.get("status", "ok") != "ok":
+            problems.append(f"{path.name}: its execution {meta.get('status')} (partly executed outputs)")
+    assert not problems, (
+        f"{len(problems)} of {len(notebooks)} committed notebook(s) do not come from the current code:\n  "
+        + "\n  ".join(problems)
+        + f"\nre-execute with `{reproduce.INPLACE_COMMAND}` (about 15 min on 2 cores) and commit the notebooks")
