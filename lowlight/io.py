@@ -205,7 +205,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
                               f"({reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path}: expected a dict with a 'model' state dict "
-                              "(a checkpoint written by `python -m lowlight.train`)")
+                              "(a checkpoint written by `python -m lowlight.training`)")
     return state
 
 

@@ -56,7 +56,8 @@ def test_run_layout_knows_where_runs_live(tmp_path, monkeypatch):
     assert lay.profile == "smoke" and lay.root == root
     assert lay.llie_checkpoint == root / "llie" / "zerodce.pt"
     assert lay.train_dir("modnet", "staged", 1) == root / "train" / "modnet-staged" / "seed1"
-    assert lay.checkpoint("modnet", "onestage", 0, "full") == root / "train" / "modnet-onestage" / "seed0" / "full" / "last.pt"
+    assert lay.checkpoint("modnet", "onestage", 0, "full") == (
+        root / "train" / "modnet-onestage" / "seed0" / "full" / "last.pt")
     assert lay.eval_dir == root / "eval" and lay.executed_dir == root / "executed"
     assert config.RunLayout.of(config.PROFILES["quick"]).root == tmp_path / "runs" / "quick"
     assert config.RunLayout.of("smoke", root=tmp_path / "x").llie_checkpoint == tmp_path / "x" / "llie" / "zerodce.pt"

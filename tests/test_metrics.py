@@ -421,3 +421,118 @@ def test_benchmark_script_runs_and_checks_values(capsys):
     assert bench.main(["--size", "64", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "all_metrics" in out and "exceeds tolerance" not in out
+    assert out.count("[realistic: ") == 2 and out.count("[portrait: ") == 2
+    assert "bit for bit: NO" not in out and out.count("bit for bit: yes") == 4
+
+
+def test_portrait_case_has_about_39_percent_unknown():
+    _, _, tri = bench.make_portrait_case(512, pred_dtype="uint8")
+    assert 0.33 < np.mean(tri == 128) < 0.45
+
+
+# ------------------------------------------------------- fused / shared paths and kernels
+def _shared_cases():
+    rng = np.random.default_rng(11)
+    for kind in ("uint8", "float32", "float64", "mixed"):
+        for h, w in [(40, 57), (97, 130), (1, 9), (9, 1), (70, 3)]:
+            yield _random_case(rng, h, w, kind)
+    for kind in ("uint8", "float32"):
+        yield bench.make_case(160, seed=9, pred_dtype=kind)
+        yield bench.make_portrait_case(192, seed=4, pred_dtype=kind)
+
+
+def _same(a, b, exact):
+    if np.isnan(a) or np.isnan(b):
+        return np.isnan(a) and np.isnan(b)
+    return a == b if exact else _rel(a, b) <= 1e-12
+
+
+def test_fused_and_shared_paths_give_the_individual_numbers_exactly(backend):
+    # all_metrics validates once, scans the trimap once and takes SAD and MSE from one
+    # fused pass; sad_and_mse is that pass: every number must be the single function's.
+    # (The OpenCV fallback's sums and filters can move the last bit with the memory
+    # alignment of their buffers, so there the check is to 1e-12.)
+    exact = backend == "numba"
+    for pred, gt, tri in _shared_cases():
+        single = {"sad": metrics.sad(pred, gt, tri), "mse": metrics.mse(pred, gt, tri),
+                  "gradient": metrics.gradient_error(pred, gt, tri),
+                  "connectivity": metrics.connectivity_error(pred, gt, tri)}
+        out = metrics.all_metrics(pred, gt, tri)
+        s, m = metrics.sad_and_mse(pred, gt, tri)
+        for k in KEYS:
+            assert _same(out[k], single[k], exact), (k, out[k], single[k])
+        assert _same(s, single["sad"], exact) and _same(m, single["mse"], exact)
+
+
+def test_sad_and_mse_without_unknown_pixels():
+    s, m = metrics.sad_and_mse(PRED44, GT44, np.zeros((4, 4), np.uint8))
+    assert s == 0.0 and np.isnan(m)
+
+
+def test_public_api_is_importable_from_the_package():
+    import lowlight.metrics as pkg
+    for name in pkg.__all__:
+        assert hasattr(pkg, name), name
+    for name in ("sad", "mse", "gradient_error", "connectivity_error", "all_metrics",
+                 "check_inputs", "matlab_thresholds", "gaussgradient_kernel_1d",
+                 "GRADIENT_SIGMA", "CONNECTIVITY_STEP", "CONNECTIVITY_THETA"):
+        assert name in pkg.__all__, name
+    p, g, t = metrics.check_inputs(PRED44[..., None], GT44, TRI44.astype(float))
+    assert p.shape == (4, 4) and t.dtype == np.uint8
+
+
+def test_trimap_scan_matches_numpy():
+    if not metrics._NUMBA:
+        pytest.skip("numba not installed")
+    from lowlight.metrics import _kernels as K
+    rng = np.random.default_rng(5)
+    for h, w in [(1, 1), (3, 70), (64, 64), (33, 97), (200, 9)]:
+        for density in (0.0, 0.001, 0.05, 1.0):
+            tri = rng.choice(np.array([0, 255], np.uint8), (h, w))
+            tri[rng.random((h, w)) < density] = 128
+            bad, n, y0, y1, x0, x1, flags = K._k_trimap_scan(tri, K.CHUNK)
+            u = tri == 128
+            assert bad == 0 and n == int(u.sum())
+            if n:
+                ys, xs = np.nonzero(u)
+                assert (y0, y1, x0, x1) == (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
+            else:
+                assert (y0, y1, x0, x1) == (0, 0, 0, 0)
+            pad = np.zeros((h, flags.shape[1] * K.CHUNK), bool)
+            pad[:, :w] = u
+            expected = pad.reshape(h, -1, K.CHUNK).any(axis=2)
+            np.testing.assert_array_equal(flags.astype(bool), expected)
+            tri[0, 0] = 7
+            assert K._k_trimap_scan(tri, K.CHUNK)[0] == 1
+
+
+def test_chunk_skipping_does_not_change_the_sums():
+    # the kernels only visit the 32-column chunks that hold unknown pixels; visiting
+    # every chunk of the box (skipped pixels add +0.0 to the lane sums) gives the same bits
+    if not metrics._NUMBA:
+        pytest.skip("numba not installed")
+    from lowlight.metrics import _inputs, connectivity, gradient, sad_mse
+    for kind in ("uint8", "float32", "mixed"):
+        pred, gt, tri = _random_case(np.random.default_rng(21), 90, 150, kind)
+        tri[:, :37] = 0                          # a box that does not start at column 0
+        tri[::7, 60:] = 128
+        P = _inputs.Prepared(pred, gt, tri)
+        assert P.flags.any() and not P.flags.all()
+        skipped = (sad_mse._sad_mse(P), gradient._gradient(P), connectivity._connectivity(P))
+        P.flags = np.ones_like(P.flags)
+        visited = (sad_mse._sad_mse(P), gradient._gradient(P), connectivity._connectivity(P))
+        assert skipped == visited, kind
+
+
+def test_uint8_level_thresholds_match_the_single_precision_comparison():
+    from lowlight.metrics import connectivity as conn
+    for step in (0.1, 0.05, 0.3, 1 / 3, 0.25):
+        t = metrics.matlab_thresholds(step)
+        K = len(t) - 1
+        c32, lut = conn._threshold_tables(t)
+        u = conn._uint8_thresholds(lut, K)
+        v = np.arange(256)
+        levels_u8 = (v[:, None] >= u[None, 1:].astype(int)).sum(1)
+        levels_f = (metrics._P32_LUT.astype(np.float64)[:, None] >= t[None, 1:]).sum(1)
+        np.testing.assert_array_equal(levels_u8, levels_f)
+        np.testing.assert_array_equal(lut, levels_f)

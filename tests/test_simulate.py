@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lowlight import simulate as sim
+from lowlight import color
 from lowlight.color import luminance
 
 
@@ -139,13 +140,13 @@ def test_torch_matches_numpy_without_noise():
 def test_torch_noise_statistics_and_determinism():
     p = sim.SimParams(full_well=2000.0, read_noise=4.0, cast=(1, 1, 1), adc_bits=16)
     level = 0.01  # linear output level (scene linear 0.4 at exposure 0.025)
-    srgb = float(sim.linear_to_srgb(level / p.exposure))
+    srgb = float(color.linear_to_srgb(level / p.exposure))
     batch = torch.full((2, 3, 128, 128), srgb)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     a, b = sim.simulate_torch(batch, p, generator=g1), sim.simulate_torch(batch, p, generator=g2)
     assert torch.equal(a, b)
     # back to linear light: the mean is the level (8-bit rounding adds a little spread)
-    lin = sim.srgb_to_linear(a.double())
+    lin = color.srgb_to_linear(a.double())
     assert abs(lin.mean().item() / level - 1) < 0.02
 
 

@@ -24,6 +24,16 @@ from lowlight.training import (ARTICLE_LRS, STAGE_TRAIN, CollapseError, StageSpe
 from lowlight.training import cli
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two threads spin against other processes
+    (10x slower here), and results stay comparable within the file."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 class _Toy(torch.utils.data.Dataset):
     """Fixed random samples with the dataset dict layout."""
 

@@ -25,7 +25,7 @@ from .compositing import (composite, estimate_foreground, fractional_fraction, r
 from .folders import DataFolderError, list_images, pair_files, read_alpha, read_image
 from .foregrounds import FAMILIES, Foreground, make_foreground, random_texture
 from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, SPLITS, LLMatteSpec,
-                      build_llmatte, llmatte_dir, load_manifest, make_sample, read_sample, sample_rng,
+                      build_llmatte, finetune_llmatte, llmatte_dir, load_manifest, make_sample, read_sample, sample_rng,
                       verify_llmatte)
 from .photos import PEOPLE_PHOTOS, PHOTOS, SCENE_PHOTOS, load_photo, photo_licences
 from .trimap import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, default_trimap_width, trimap_from_alpha
@@ -47,7 +47,7 @@ __all__ = sorted([
     "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
     "pair_files", "read_alpha", "read_image", "FAMILIES", "Foreground", "make_foreground",
     "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "SPLITS",
-    "LLMatteSpec", "build_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
+    "LLMatteSpec", "build_llmatte", "finetune_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
     "sample_rng", "verify_llmatte", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
     "TRIMAP_UNKNOWN", "default_trimap_width", "trimap_from_alpha", *_LAZY,
 ])

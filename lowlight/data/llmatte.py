@@ -57,7 +57,7 @@ from .photos import photo_licences
 from .trimap import trimap_from_alpha
 
 __all__ = [
-    "SPLITS", "KINDS", "DEFAULT_FAMILY_WEIGHTS", "BACKGROUNDS_FOR_FAMILY", "LLMatteSpec",
+    "SPLITS", "KINDS", "DEFAULT_FAMILY_WEIGHTS", "finetune_llmatte", "BACKGROUNDS_FOR_FAMILY", "LLMatteSpec",
     "sample_rng", "make_sample", "build_llmatte", "llmatte_dir", "load_manifest",
     "verify_llmatte", "read_sample",
 ]
@@ -225,7 +225,9 @@ def _source_hash() -> str:
     for name in _SOURCE_FILES:
         h.update(name.encode())
         h.update(_code_fingerprint(here / name))
-    h.update(_code_fingerprint(here.parent / "simulate.py"))
+    for path in sorted((here.parent / "simulate").glob("*.py")) + [here.parent / "color.py"]:
+        h.update(path.name.encode())
+        h.update(_code_fingerprint(path))
     return h.hexdigest()
 
 
@@ -426,3 +428,12 @@ def read_sample(path: str | Path, split: str, sample_id: str) -> dict:
         "alpha": read_alpha(base / "alpha" / f"{sample_id}.png"),
         "trimap": read_alpha(base / "trimap" / f"{sample_id}.png"),
     }
+
+
+def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
+    """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
+    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples. Built once, cached."""
+    p = config.as_profile(profile)
+    n_train, n_val, n_test = p.ft_n
+    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
+                         n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0})

@@ -70,8 +70,7 @@ def load_row(profile, row: str, seed: int = 0, device=None) -> nn.Module:
 def llmatte_items(profile=None, split: str = "test") -> list[dict]:
     """The fine-tuning LL-Matte's ``split`` (portraits, ``profile.ft_size`` px) as test items with
     their true alpha and stored trimap (:func:`lowlight.evaluation.exposure.score_grid`)."""
-    from ..data import LLMatteDataset
-    from ..training.data import finetune_llmatte
+    from ..data import LLMatteDataset, finetune_llmatte
 
     p = config.as_profile(profile)
     ds = LLMatteDataset(split, p, mode="normal", path=finetune_llmatte(p))

@@ -83,20 +83,22 @@ filters run as two 1-D passes with paired taps, then MATLAB's single rounding).
 
 Speed
 -----
-One :class:`~lowlight.metrics._inputs.Prepared` pass validates the inputs and finds the
-unknown pixels' count and bounding box (one numba scan of the trimap; float mattes
-are range-checked in one pass that also gives mat2gray's minimum and maximum);
-``all_metrics`` shares it between the four metrics and takes SAD and MSE from one
-fused pass (:func:`sad_and_mse`). Filters and sums are confined to the bounding box of the
-unknown pixels (plus the 4-pixel filter margin: real data inside the image,
-replicated border outside it, so the result is exact), and inside it to the
-32-column chunks that hold unknown pixels; skipped pixels would only add ``+0.0`` to
-the per-row lane sums, so the sums are bit for bit those over the whole box. The
-kernels read ``uint8`` / ``float32`` / ``float64`` mattes as they are (no float
-copies). They are single-threaded and deterministic (fixed summation order), use
-numba (a dependency of pymatting), are compiled on first use and cached on disk
-(``lowlight/metrics/__pycache__``); without numba the same values come from
-OpenCV/numpy code that is several times slower (``_NUMBA = False`` selects it).
+One :class:`~lowlight.metrics._inputs.Prepared` step validates the inputs and, in the
+same numba pass over the trimap, counts the unknown pixels, finds their bounding box
+and flags the 32-column chunks of each row that hold any (a float matte's minimum and
+maximum, found while range-checking it, are kept for mat2gray). ``all_metrics``
+shares it between the four metrics and takes SAD and MSE from one fused pass
+(:func:`sad_and_mse`; for two ``uint8`` mattes one 256-bin histogram of ``|pred - gt|``).
+Filters and sums are confined to the bounding box of the unknown pixels (plus the
+4-pixel filter margin: real data inside the image, replicated border outside it, so
+the result is exact), and inside it to the flagged chunks: a skipped pixel would only
+add ``+0.0`` to its row's lane sums, so the sums are bit for bit those over the whole
+box. The kernels read ``uint8`` / ``float32`` / ``float64`` mattes as they are (no
+float copies of whole images), are single-threaded and deterministic (fixed summation
+order), use numba (a dependency of pymatting), are compiled on first use and cached
+on disk (``lowlight/metrics/__pycache__``); without numba the same values (to the last
+bit or so: OpenCV's sums depend on buffer alignment) come from OpenCV/numpy code that
+is several times slower (``_NUMBA = False`` selects it).
 
 Layout
 ------
@@ -108,8 +110,8 @@ SAD/MSE), ``_kernels_gradient.py``, ``_kernels_connectivity.py`` the numba kerne
 """
 from __future__ import annotations
 
-from . import _kernels
-from ._common import (CONNECTIVITY_STEP, CONNECTIVITY_THETA, GRADIENT_SIGMA, _P32_LUT,  # noqa: F401
+from . import _common, _kernels
+from ._common import (CONNECTIVITY_STEP, CONNECTIVITY_THETA, GRADIENT_SIGMA,
                       gaussgradient_kernel_1d, matlab_thresholds)
 from ._inputs import Prepared, check_inputs
 from .connectivity import _connectivity, connectivity_error
@@ -125,13 +127,14 @@ __all__ = [
 # numba kernels on (True when numba imports); the tests set it to False to check the
 # numpy/OpenCV fallbacks, and every metric reads it at call time
 _NUMBA = _kernels.HAVE_NUMBA
+_P32_LUT = _common._P32_LUT     # single(u)/255 for u = 0..255 (the tests check it)
 
 
 def all_metrics(pred, gt, trimap) -> dict:
     """All four metrics in one call (inputs validated once), in the units papers print:
     ``{"sad", "mse", "gradient", "connectivity"}`` with SAD, Gradient and Connectivity
     divided by 1000 and MSE raw over the unknown pixels. SAD and MSE come from one
-    fused pass; every value is bit for bit the one of the individual function.
+    fused pass; with numba every value is bit for bit the individual function's.
     Introduced in notebook 07.
     """
     P = Prepared(pred, gt, trimap)

@@ -13,7 +13,8 @@ llie          zero-reference pretraining of the LLIE (notebook 04)
 cli           ``python -m lowlight.training``, the article's ``train.py``
 ============  ======================================================================
 """
-from .data import FinetuneSet, build_finetune_set, finetune_llmatte, make_datasets, scene_crops
+from ..data import finetune_llmatte
+from .data import FinetuneSet, build_finetune_set, make_datasets, scene_crops
 from .recipe import MODNET_RECIPES, finetune_modnet, train_cvunet
 from .stages import (ARTICLE_LRS, STAGE_TRAIN, StageSpec, apply_stage_freezing, article_stages, baseline_stage,
                      one_stage, trainable_summary)

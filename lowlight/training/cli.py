@@ -74,8 +74,8 @@ def _check_args(args, prof) -> str | None:
         v = getattr(args, name)
         if v is not None and v < (0 if name == "workers" else 1):
             return f"--{name.replace('_', '-')} {v}: expected an integer >= {0 if name == 'workers' else 1}"
-    if args.lr is not None and not args.lr > 0:
-        return f"--lr {args.lr}: expected a number > 0"
+    if args.lr is not None and not 0 < args.lr < float("inf"):
+        return f"--lr {args.lr}: expected a finite number > 0"
     if family == "modnet" and args.stage == "baseline":
         return "--stage baseline: MODNet's original is the shipped model; its stages are 1, 2, 3 or all"
     if args.llie and not args.llie_checkpoint:
@@ -158,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args, prof, family, out: Path, device, seed: int) -> int:
     from ..models import create_model
-    from .data import build_finetune_set, finetune_llmatte, make_datasets
+    from ..data import finetune_llmatte
+    from .data import build_finetune_set, make_datasets
 
     pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
     model = create_model(args.model, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint,

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import config
+from ..data import finetune_llmatte
 
 __all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "build_finetune_set",
            "SIGNALS", "FT_EV_RANGE"]
@@ -73,17 +74,6 @@ def make_datasets(profile: config.Profile, data_path: str | Path | None = None, 
 
 
 # --------------------------------------------------------------------------- the MODNet fine-tune
-def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
-    """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
-    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples. Built once, cached."""
-    from ..data import build_llmatte
-
-    p = config.as_profile(profile)
-    n_train, n_val, n_test = p.ft_n
-    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
-                         n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0})
-
-
 def scene_crops(size: int, per_photo: int, seed: int = 0) -> list[np.ndarray]:
     """``per_photo`` square crops (``size`` px, 40-100 % of the short side) of each people-free photo
     in :data:`lowlight.data.SCENE_PHOTOS`: unlabelled material for self-distillation."""
@@ -119,20 +109,26 @@ def _teacher_mattes(teacher: torch.nn.Module, images: list[np.ndarray], batch_si
 class FinetuneSet(Dataset):
     """Samples for fine-tuning on low light (see the module docstring).
 
-    ``images``: uint8 RGB normal-light images, one size; ``targets``: float32 alpha per image;
-    ``kinds``: ``"alpha"`` (a true matte) or ``"teacher"`` (the original model's matte) per image.
-    Items are the dicts of :mod:`lowlight.data.datasets` (``image``, ``alpha``, ``valid``, ``meta``);
-    ``set_epoch`` changes the draw; ``seed`` separates runs.
+    ``images``: uint8 RGB normal-light images, one size; ``teacher``: float32 mattes of the
+    original model for each image; ``alphas``: the true matte (float32) where one is known, else
+    ``None``. ``signal`` picks the target: ``"alpha+distill"`` -- the true matte where known, the
+    teacher's elsewhere; ``"distill"`` -- the teacher's everywhere. Items are the dicts of
+    :mod:`lowlight.data.datasets` (``image``, ``alpha``, ``valid``, ``meta``); ``set_epoch`` changes
+    the draw; :meth:`with_seed` / :meth:`with_signal` give views that share the images and targets.
     """
 
-    def __init__(self, images, targets, kinds, seed: int = 0, normal_fraction: float = 0.2,
-                 ev_range: tuple[float, float] = FT_EV_RANGE):
-        if not (len(images) == len(targets) == len(kinds)) or not images:
-            raise ValueError(f"FinetuneSet: images, targets and kinds must be equal non-empty lists, got "
-                             f"{len(images)}, {len(targets)}, {len(kinds)}")
+    def __init__(self, images, teacher, alphas=None, signal: str = "alpha+distill", seed: int = 0,
+                 normal_fraction: float = 0.2, ev_range: tuple[float, float] = FT_EV_RANGE):
+        alphas = list(alphas) if alphas is not None else [None] * len(images)
+        if not (len(images) == len(teacher) == len(alphas)) or not images:
+            raise ValueError(f"FinetuneSet: images, teacher and alphas must be equal non-empty lists, got "
+                             f"{len(images)}, {len(teacher)}, {len(alphas)}")
+        if signal not in SIGNALS:
+            raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
         if not 0.0 <= normal_fraction <= 1.0:
             raise ValueError(f"normal_fraction: expected a number in [0, 1], got {normal_fraction!r}")
-        self.images, self.targets, self.kinds = list(images), list(targets), list(kinds)
+        self.images, self.teacher, self.alphas = list(images), list(teacher), alphas
+        self.signal = signal
         self.seed, self.epoch = int(seed), 0
         self.normal_fraction = float(normal_fraction)
         self.ev_range = (float(ev_range[0]), float(ev_range[1]))
@@ -140,18 +136,34 @@ class FinetuneSet(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def kinds(self) -> list[str]:
+        """``"alpha"`` or ``"teacher"``: where each sample's target comes from."""
+        return ["alpha" if (a is not None and self.signal == "alpha+distill") else "teacher" for a in self.alphas]
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def _view(self, **changes) -> "FinetuneSet":
+        kw = dict(signal=self.signal, seed=self.seed, normal_fraction=self.normal_fraction, ev_range=self.ev_range)
+        kw.update(changes)
+        return FinetuneSet(self.images, self.teacher, self.alphas, **kw)
+
     def with_seed(self, seed: int) -> "FinetuneSet":
         """The same samples and targets, another random stream (one per training seed)."""
-        return FinetuneSet(self.images, self.targets, self.kinds, seed, self.normal_fraction, self.ev_range)
+        return self._view(seed=seed)
+
+    def with_signal(self, signal: str) -> "FinetuneSet":
+        """The same samples with another training signal (no teacher pass needed)."""
+        return self._view(signal=signal)
 
     def __getitem__(self, i: int) -> dict:
         from ..simulate import sample_params, simulate
 
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(i)]))
-        img, target = self.images[i], self.targets[i]
+        img = self.images[i]
+        known = self.alphas[i] is not None and self.signal == "alpha+distill"
+        target = self.alphas[i] if known else self.teacher[i]
         if rng.random() < self.normal_fraction:
             x, ev = img, 0.0
         else:
@@ -162,14 +174,15 @@ class FinetuneSet(Dataset):
         return {"image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255.0),
                 "alpha": torch.from_numpy(np.ascontiguousarray(target))[None],
                 "valid": torch.ones(1, *target.shape),
-                "meta": {"index": int(i), "kind": self.kinds[i], "ev": ev}}
+                "meta": {"index": int(i), "kind": "alpha" if known else "teacher", "ev": ev}}
 
 
 def build_finetune_set(profile: config.Profile | str | None = None, teacher: torch.nn.Module | None = None,
                        signal: str = "alpha+distill", seed: int = 0, progress: bool = False) -> FinetuneSet:
-    """The MODNet fine-tuning set of ``profile``: its LL-Matte portraits (true alpha with
-    ``signal="alpha+distill"``, the teacher's matte with ``"distill"``) plus people-free scene crops
-    (always the teacher's matte). ``teacher`` defaults to MODNet as shipped."""
+    """The MODNet fine-tuning set of ``profile``: its LL-Matte portraits (with their true matte) plus
+    people-free scene crops, and ``teacher``'s matte of every image (computed once, here).
+    ``teacher`` defaults to MODNet as shipped. Use :meth:`FinetuneSet.with_signal` for the other
+    signal rather than building again."""
     from ..data import LLMatteDataset
 
     p = config.as_profile(profile)
@@ -181,18 +194,7 @@ def build_finetune_set(profile: config.Profile | str | None = None, teacher: tor
         teacher = create_model("modnet")
     ds = LLMatteDataset("train", p, mode="normal", path=finetune_llmatte(p, progress), seed=seed)
     raw = [ds.raw(i, None) for i in range(len(ds))]
-    portraits = [r["normal"] for r in raw]
     scenes = scene_crops(p.ft_size, p.ft_scene_crops, seed=p.seed)
-    images = portraits + scenes
-    teacher_mattes = _teacher_mattes(teacher.eval(), images)
-    targets, kinds = [], []
-    for k, r in enumerate(raw):
-        if signal == "alpha+distill":
-            targets.append(r["alpha"].astype(np.float32) / 255.0)
-            kinds.append("alpha")
-        else:
-            targets.append(teacher_mattes[k])
-            kinds.append("teacher")
-    targets += teacher_mattes[len(raw):]
-    kinds += ["teacher"] * len(scenes)
-    return FinetuneSet(images, targets, kinds, seed=seed)
+    images = [r["normal"] for r in raw] + scenes
+    alphas = [r["alpha"].astype(np.float32) / 255.0 for r in raw] + [None] * len(scenes)
+    return FinetuneSet(images, _teacher_mattes(teacher.eval(), images), alphas, signal=signal, seed=seed)

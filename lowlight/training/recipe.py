@@ -42,15 +42,16 @@ def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "
                     llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
 
-    ``train_set``: a :class:`~lowlight.training.data.FinetuneSet` (built with ``signal`` when
-    ``None``; pass one to share the teacher's targets between runs), re-seeded with ``seed``.
+    ``train_set``: a :class:`~lowlight.training.data.FinetuneSet` (built when ``None``; pass one to
+    share the teacher's targets between runs), used with ``seed`` and ``signal``.
     ``val_set``: validation samples with true alpha (default: the fine-tuning LL-Matte's
     validation split, low light). The loss is the article's (MSE + SSIM + edge) with per-sample
     brightness weights (``dynamic="sample"``); batch-norm statistics stay as shipped.
     """
     from ..data import LLMatteDataset
     from ..models import create_model
-    from .data import build_finetune_set, finetune_llmatte
+    from ..data import finetune_llmatte
+    from .data import build_finetune_set
 
     prof = config.as_profile(profile)
     if recipe not in MODNET_RECIPES:
@@ -61,7 +62,7 @@ def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "
                          llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
     if train_set is None:
         train_set = build_finetune_set(prof, signal=signal, seed=seed)
-    train_set = train_set.with_seed(seed)
+    train_set = train_set.with_seed(seed).with_signal(signal)
     if val_set is None:
         val_set = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
     tag = recipe if signal == "alpha+distill" else f"{recipe}_{signal}"

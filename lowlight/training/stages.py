@@ -59,8 +59,13 @@ class StageSpec:
             raise ValueError(f"stage {self.name}: epochs must be an integer >= 1, got {self.epochs!r}")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             raise ValueError(f"stage {self.name}: steps must be None or an integer >= 1, got {self.steps!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"stage {self.name}: lr must be a number > 0, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
+            raise ValueError(f"stage {self.name}: lr must be a finite number > 0, got {self.lr!r}")
+
+    @property
+    def n_epochs(self) -> int:
+        """Epochs that hold at least one step: ``epochs``, at most ``steps``."""
+        return self.epochs if self.steps is None else min(self.epochs, self.steps)
 
 
 def family_of(model_name: str) -> str:

@@ -186,7 +186,7 @@ class Trainer:
             raise ValueError(f"stage {spec.name}: training set of {len(train_ds)} samples is smaller than one batch "
                              f"({self.batch_size} x {self.world} processes)")
         if spec.steps is not None:
-            per_epoch = math.ceil(spec.steps / spec.epochs)
+            per_epoch = math.ceil(spec.steps / spec.n_epochs)
             if self.world > 1:
                 per_epoch = min(per_epoch, n_batches)
             total = spec.steps
@@ -218,7 +218,7 @@ class Trainer:
             self.scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng_cpu"])
         st.start_epoch, st.step, st.history = int(ck["epoch"]), int(ck["step"]), list(ck["history"])
-        self.log(f"[{st.spec.name}] resumed from {path} at epoch {st.start_epoch}/{st.spec.epochs}")
+        self.log(f"[{st.spec.name}] resumed from {path} at epoch {st.start_epoch}/{st.spec.n_epochs}")
 
     def step(self, st: _StageState, batch: dict) -> dict:
         """One optimisation step: autocast forward, loss, checks, backward (scaled), unscale, clip, step."""
@@ -270,7 +270,7 @@ class Trainer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_steps, desc=f"{st.spec.name} {epoch + 1}/{st.spec.epochs}", leave=False)
+            bar = tqdm(total=n_steps, desc=f"{st.spec.name} {epoch + 1}/{st.spec.n_epochs}", leave=False)
         sums, count, it = {}, 0, iter(loader)
         for _ in range(n_steps):
             batch = next(it)
@@ -300,7 +300,7 @@ class Trainer:
         if val_ds is not None:
             row.update(self.validate(val_ds))
         st.history.append(row)
-        self.log(f"[{st.spec.name}] epoch {epoch + 1}/{st.spec.epochs}  step {st.step}  "
+        self.log(f"[{st.spec.name}] epoch {epoch + 1}/{st.spec.n_epochs}  step {st.step}  "
                  f"loss {row.get('train_total', float('nan')):.4f}"
                  + (f"  val SAD {row['val_sad']:.3f}  val MSE {row['val_mse']:.4f}" if val_ds is not None else "")
                  + f"  {row['samples_per_s']:.1f} samples/s")
@@ -331,12 +331,12 @@ class Trainer:
             self.resume(st)
         result = StageResult(spec.name, 0, 0.0, st.history, trainable_summary(self.model), st.frozen, str(path),
                              st.start_epoch)
-        if st.start_epoch >= spec.epochs:
-            self.log(f"[{spec.name}] already complete ({spec.epochs} epochs) -- skipped")
+        if st.start_epoch >= spec.n_epochs:
+            self.log(f"[{spec.name}] already complete ({spec.n_epochs} epochs) -- skipped")
             return result
         t_stage = time.perf_counter()
         st.model.train()
-        for epoch in range(st.start_epoch, spec.epochs):
+        for epoch in range(st.start_epoch, spec.n_epochs):
             t0 = time.perf_counter()
             row = self.train_epoch(st, train_ds, epoch, on_step)
             self.end_epoch(st, epoch, row, val_ds, time.perf_counter() - t0)

@@ -191,7 +191,8 @@ def _draw_mattes(axes, st, mattes: MatteModels, reference):
         axes[i].text(0.5, 0.5, "fine-tuned MODNet absent\n\nrun notebook 06 to train it,\nthen re-run this notebook",
                      ha="center", va="center", fontsize=9, transform=axes[i].transAxes)
         axes[i].set_title("fine-tuned MODNet: absent", fontsize=9)
-        axes[i].set_xticks([]), axes[i].set_yticks([])
+        axes[i].set_xticks([])
+        axes[i].set_yticks([])
         i += 1
     for j, ax in enumerate(axes):
         if j >= i:
