@@ -7,6 +7,8 @@ onnxruntime intra-op threads; default 2). Repeats are interleaved (ours, MODNet,
 so that load from other processes hits both sides alike; the median and the best time are
 reported. A second row runs our model in channels_last memory format, which lets PyTorch's
 oneDNN kernels handle the 1x1 convolutions (a deployment setting, not the training default).
+MODNet also runs as the course's native PyTorch port (``create_model("modnet")``, the same
+weights), so the ONNX graph and the port are timed side by side as well.
 Run: ``python benchmarks/bench_models.py [--size 512] [--threads 2] [--repeats 10]``.
 """
 from __future__ import annotations
@@ -32,7 +34,8 @@ def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2) 
     torch.set_num_threads(threads)
     onnx_path = assets.fetch("modnet")
 
-    model = models.CVUNet("mobilenetv2", pretrained="modnet").eval()
+    model = models.create_model("cvunet").eval()
+    modnet_native = models.create_model("modnet").eval()
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -40,7 +43,7 @@ def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2) 
     sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: (x.numpy() * 2 - 1).astype(np.float32)}
 
-    model_cl = models.CVUNet("mobilenetv2", pretrained="modnet").eval()
+    model_cl = models.create_model("cvunet", pretrained=False).eval()
     model_cl.load_state_dict(model.state_dict())
     model_cl = model_cl.to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -60,9 +63,13 @@ def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2) 
     def modnet():
         sess.run(None, feed)
 
+    def modnet_torch():
+        with torch.inference_mode():
+            modnet_native(x)
+
     rows = {"CVUNet-MobileNetV2 (torch eager)": ours, "  same, channels_last": ours_cl,
             "  its encoder alone": encoder_only,
-            "MODNet (onnxruntime)": modnet}
+            "MODNet (onnxruntime)": modnet, "MODNet (native PyTorch port)": modnet_torch}
     for fn in rows.values():
         for _ in range(warmup):
             fn()

@@ -43,10 +43,10 @@ class Profile:
     lr_scale: float = 1.0      # multiplies CV-UNet's stage learning rates (short schedules need larger steps)
     # -- the MODNet fine-tune (notebooks 06-07)
     ft_size: int = 256         # side of its LL-Matte portraits and scene crops
-    ft_n: tuple[int, int, int] = (160, 16, 48)   # its LL-Matte portraits: train, val, test
+    ft_n: tuple[int, int, int] = (160, 16, 40)   # its LL-Matte portraits: train, val, test
     ft_scene_crops: int = 10   # people-free crops per scene photo (self-distillation)
     ft_batch: int = 4
-    ft_steps: tuple[int, int, int] = (40, 40, 40)   # optimisation steps of stages 1-3
+    ft_steps: tuple[int, int, int] = (20, 20, 20)   # optimisation steps of stages 1-3
     ft_epochs: tuple[int, int, int] = (1, 1, 1)     # checkpoints / validations per stage
     seeds: tuple[int, ...] = (0, 1, 2)              # training seeds of the fine-tune
     threads: int | None = 2    # torch CPU threads (fixed: results depend on the summation order)

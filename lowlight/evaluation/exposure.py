@@ -133,7 +133,8 @@ def paired_bootstrap(base: Sequence[float], new: Sequence[float], n_boot: int = 
 def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], metric: str = "sad_image",
                 conditions: Sequence | None = None, pooled: Sequence | None = None, n_boot: int = 2000) -> dict:
     """Relative change from row ``base`` to row(s) ``new`` per condition, with paired bootstrap
-    intervals over items. Several ``new`` rows (training seeds) are averaged per item first, and
+    intervals over items (a condition where the base's mean error is 0 -- the reference model on its own
+    clean target -- has no relative change: ``change_pct`` is NaN). Several ``new`` rows (training seeds) are averaged per item first, and
     each seed's own change is listed under ``"seeds"``. ``pooled``: conditions also pooled into one
     entry (key ``"pooled"``), each item-condition pair one unit. Returns ``{condition: {...}}``."""
     news = [new] if isinstance(new, str) else list(new)
@@ -154,7 +155,8 @@ def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], me
         if not bvals:
             return None
         res = paired_bootstrap(bvals, nvals, n_boot=n_boot)
-        res["seeds"] = {m: 100.0 * (np.mean(v) - np.mean(bvals)) / np.mean(bvals) for m, v in seeds.items()}
+        bmean = float(np.mean(bvals))
+        res["seeds"] = {m: (100.0 * (np.mean(v) - bmean) / bmean if bmean else float("nan")) for m, v in seeds.items()}
         return res
 
     for c in conds:

@@ -56,9 +56,12 @@ def format_change(change: Mapping, title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"{'condition':<12}{'base':>9}{'new':>9}{'change':>9}{'95 % interval':>20}  {'per seed':<24}")
     for c, r in change.items():
-        sig = "" if r["lo"] <= 0 <= r["hi"] else " *"
-        seeds = " ".join(f"{v:+.0f}%" for v in r.get("seeds", {}).values())
         label = "pooled" if c == "pooled" else condition_label(c)
+        if not math.isfinite(r["change_pct"]):
+            lines.append(f"{label:<12}{r['base']:>9.3f}{r['new']:>9.3f}{'n/a':>9}{'(the base is 0 here)':>20}")
+            continue
+        sig = " *" if (r["hi"] < 0 or r["lo"] > 0) else ""
+        seeds = " ".join(f"{v:+.0f}%" for v in r.get("seeds", {}).values())
         lines.append(f"{label:<12}{r['base']:>9.3f}{r['new']:>9.3f}{r['change_pct']:>+8.1f}%"
                      f"{'[' + format(r['lo'], '+.1f') + ', ' + format(r['hi'], '+.1f') + ']':>20}{sig:<2}{seeds:<24}")
     lines.append("(* the interval excludes 0; intervals resample images, pairing both models on each)")
