@@ -43,7 +43,8 @@ class Profile:
     lr_scale: float = 1.0      # multiplies CV-UNet's stage learning rates (short schedules need larger steps)
     # -- the MODNet fine-tune (notebooks 06-07)
     ft_size: int = 256         # side of its LL-Matte portraits and scene crops
-    ft_n: tuple[int, int, int] = (160, 16, 40)   # its LL-Matte portraits: train, val, test
+    ft_crop: int | None = 192  # random training crops of that side (None: whole images); evaluation uses ft_size
+    ft_n: tuple[int, int, int] = (160, 16, 24)   # its LL-Matte portraits: train, val, test
     ft_scene_crops: int = 10   # people-free crops per scene photo (self-distillation)
     ft_batch: int = 4
     ft_steps: tuple[int, int, int] = (20, 20, 20)   # optimisation steps of stages 1-3
@@ -62,7 +63,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", image_size=64, eval_size=64, n_train=16, n_val=8, n_test=8,
         batch_size=4, stage_epochs=(1, 1, 1), baseline_epochs=1, steps_per_epoch=2,
         num_workers=0, llie_pretrain_steps=3, amp=False, lr_scale=10.0,
-        ft_size=64, ft_n=(8, 4, 6), ft_scene_crops=1, ft_batch=2, ft_steps=(2, 2, 2), seeds=(0,),
+        ft_size=64, ft_crop=None, ft_n=(8, 4, 6), ft_scene_crops=1, ft_batch=2, ft_steps=(2, 2, 2), seeds=(0,),
         description="CI and nbval: every code path, numbers meaningless",
     ),
     "quick": Profile(
@@ -75,7 +76,7 @@ PROFILES: dict[str, Profile] = {
         name="full", image_size=512, eval_size=512, n_train=2000, n_val=100, n_test=200,
         batch_size=16, stage_epochs=(10, 20, 30), baseline_epochs=20, steps_per_epoch=None,
         num_workers=8, llie_pretrain_steps=2000, amp=True,
-        ft_size=512, ft_n=(1000, 50, 200), ft_scene_crops=40, ft_batch=16, ft_steps=(625, 1250, 1875),
+        ft_size=512, ft_crop=None, ft_n=(1000, 50, 200), ft_scene_crops=40, ft_batch=16, ft_steps=(625, 1250, 1875),
         ft_epochs=(10, 20, 30), threads=None,
         description="one GPU: the article's configuration",
     ),

@@ -165,6 +165,22 @@ def write_png(path: str | os.PathLike, arr) -> Path:
     return atomic_write_bytes(path, buf.tobytes())
 
 
+def writable_dir_problem(path: str | os.PathLike, option: str) -> str | None:
+    """Create folder ``path`` if needed and check that a file can be written in it; returns a
+    message naming ``option`` when not (a CLI finds it before doing any work), else ``None``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{option} {path}: exists and is not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"{option} {path}: cannot create or write there ({exc.strerror or exc})"
+    return None
+
+
 # --------------------------------------------------------------------------- checkpoints
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, not a course checkpoint, or of another model."""

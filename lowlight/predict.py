@@ -32,7 +32,6 @@ matte is resized (bilinear) back to the input's size.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .io import IMAGE_EXTENSIONS
+from .io import IMAGE_EXTENSIONS, writable_dir_problem
 
 __all__ = ["load_predictor", "describe", "cutout", "list_inputs", "output_names", "PredictSummary",
            "predict_folder", "main"]
@@ -233,18 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not inp.exists():
         return fail(f"--input {inp}: no such file or folder")
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        return fail(f"--output {out}: exists and is not a folder")
-    if inp.is_dir() and out.resolve() == inp.resolve():
+    if inp.is_dir() and out.exists() and out.resolve() == inp.resolve():
         return fail(f"--output {out}: is the input folder; the mattes would be matted again on the next run "
                     "-- choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        return fail(f"--output {out}: cannot create or write there ({exc.strerror or exc})")
+    problem = writable_dir_problem(out, "--output")
+    if problem:
+        return fail(problem)
     try:
         device = config.get_device(args.device)
     except (ValueError, RuntimeError) as exc:

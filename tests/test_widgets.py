@@ -90,7 +90,8 @@ def test_the_widgets_callback_follows_its_sliders(shown):
     w = widgets.explorer(widgets.default_image(48))
     slider = w.children[0]
     assert slider.description.startswith("exposure") and slider._kwarg == "ev"
-    assert set(_values(w)) == {"ev", "full_well", "read_noise", "cast_b", "model", "gamma"}
+    assert set(_values(w)) == {"ev", "full_well", "read_noise", "cast_b", "model", "gamma",
+                               "gain", "denoise", "jpeg_quality"}
     shown.clear()                                    # building the widget ran the callback once
 
     w.f(**_values(w))                                # the default exposure
@@ -170,3 +171,58 @@ def test_an_absent_fine_tuned_model_is_said(shown):
 def test_default_image_is_the_astronaut():
     img = widgets.default_image(40)
     assert img.shape == (40, 40, 3) and img.dtype == np.uint8 and img.std() > 20
+
+
+# --------------------------------------------------------------------------- the phone's sliders
+def _slider(w, kwarg):
+    return next(c for c in w.kwargs_widgets if c._kwarg == kwarg)
+
+
+def test_the_phone_sliders_drive_the_third_panel(shown):
+    """Gain, denoise and JPEG quality sliders: the widget's own callback (``w.f``) shows the phone's
+    photo in the third panel, and each slider changes what it should."""
+    import matplotlib.pyplot as plt
+
+    w = widgets.explorer(widgets.default_image(64))
+    gain, denoise, quality = _slider(w, "gain"), _slider(w, "denoise"), _slider(w, "jpeg_quality")
+    assert gain.value == 0.0 and gain.label == "auto"                      # auto-exposure by default
+    assert denoise.value == widgets.sim.CameraParams().denoise_strength and quality.value == 85
+    shown.clear()
+    w.f(**_values(w))
+    assert len(shown) == 1 and len(shown[0].axes) == 4
+    title = shown[0].axes[2].get_title()
+    assert title.startswith("as a phone delivers it: auto gain x") and "JPEG 85" in title
+
+    gain.value = 4.0                                                       # a fixed, smaller gain: darker
+    shown.clear()
+    w.f(**_values(w))
+    assert "as a phone delivers it: gain x4.0" in shown[0].axes[2].get_title()
+    plt.close("all")
+
+
+def test_the_phone_callback_follows_gain_denoise_and_quality(photo):
+    import matplotlib.pyplot as plt
+
+    def phone(**kw):
+        fig, st = widgets.explorer_callback(photo, -5.0, 4000, 3, 0.85, **{"gain": 0.0, "denoise": 0.0,
+                                                                          "jpeg_quality": 95, **kw})
+        plt.close(fig)
+        return st
+
+    auto, low, high = phone(), phone(gain=2.0), phone(gain=64.0)
+    assert auto["phone_auto"] and not low["phone_auto"] and low["phone_gain"] == 2.0
+    assert low["phone_mean_luma_dn"] < auto["phone_mean_luma_dn"] < high["phone_mean_luma_dn"]
+    assert phone(denoise=30.0)["phone_detail_dn"] < 0.8 * auto["phone_detail_dn"]     # NL-means smooths
+    assert phone(jpeg_quality=10)["phone_jpeg_error_dn"] > 1.5 * auto["phone_jpeg_error_dn"]
+    # the sensor part is untouched by the phone's settings, and the article's model has no phone panel
+    assert phone(gain=64.0)["mean_luma_dn"] == auto["mean_luma_dn"]
+    fig, st = widgets.explorer_callback(photo, -5.0, 4000, 3, 0.85, model="article", gain=8.0)
+    assert "phone_gain" not in st and "to see the noise" in fig.axes[2].get_title()
+    plt.close("all")
+
+
+def test_phone_view_is_the_camera_pipeline(photo):
+    img, st = widgets.phone_view(photo, widgets.sim.SimParams(), seed=3, gain=8.0, denoise_strength=5.0,
+                                 jpeg_quality=70)
+    cam = widgets.sim.CameraParams(gain=8.0, denoise_strength=5.0, jpeg_quality=70)
+    assert np.array_equal(img, widgets.sim.camera_pipeline(photo, cam, rng=3)) and st["phone_gain"] == 8.0

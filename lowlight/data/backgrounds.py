@@ -10,6 +10,14 @@ scenes and backlit scenes.
   lights, and the glare of a street light.
 * ``backlit``: a bright light behind the subject (window, sun glare) for the "backlit
   product" scenario.
+* ``backlit_clipped``: the article's "backlit product" *failure*: a bright source behind the
+  subject with the exposure set for it. The ``backlit`` scene gets a light source several times
+  brighter than white; the camera exposes for the bright background, so the source, its glow
+  and anything bright clip to 255, and the subject -- lit only by the dim light in front --
+  comes out 1.5-3.5 stops under-exposed (:func:`backlight_foreground` darkens a foreground
+  by the ``subject_ev`` the background's info records). Half of these scenes add flare/haze: a
+  veil of scattered light, strongest near the source, laid over subject and background alike.
+  LL-Matte uses it through ``LLMatteSpec.backlit_clipped`` (portraits and products).
 """
 from __future__ import annotations
 
@@ -19,11 +27,12 @@ import cv2
 import numpy as np
 
 from . import _draw as D
+from ..color import linear_to_srgb, srgb_to_linear
 from .photos import BACKGROUND_PHOTOS, load_photo
 
-__all__ = ["BACKGROUND_KINDS", "make_background"]
+__all__ = ["BACKGROUND_KINDS", "BACKLIT_RANGES", "make_background", "backlight_foreground"]
 
-BACKGROUND_KINDS = ("photo", "procedural", "night", "backlit")
+BACKGROUND_KINDS = ("photo", "procedural", "night", "backlit", "backlit_clipped")
 
 _LIGHT_COLOURS = np.array([
     (255, 170, 70), (255, 200, 120), (255, 140, 40), (255, 245, 225),
@@ -160,7 +169,59 @@ def _backlit(size, rng):
     return np.clip(img, 0, 255).astype(np.uint8), {"source": src}
 
 
-_KINDS = {"photo": _photo, "procedural": _procedural, "night": _night, "backlit": _backlit}
+#: what ``backlit_clipped`` draws: the source's position (fractions of the side), radius (fraction),
+#: peak radiance (x white, log-uniform), the background's median linear luminance after the
+#: exposure, the subject's exposure in stops, and the haze (applied with probability 0.5)
+BACKLIT_RANGES: dict[str, tuple[float, float]] = {
+    "source_x": (0.3, 0.7), "source_y": (0.15, 0.5), "source_radius": (0.04, 0.1),
+    "source_peak": (4.0, 30.0), "level": (0.45, 0.7), "subject_ev": (-3.5, -1.5), "haze": (0.03, 0.12),
+}
+_SOURCE_COLOUR = np.array([1.0, 0.9, 0.75], np.float32)
+
+
+def _veil(shape: tuple[int, int], info: dict) -> np.ndarray:
+    """Flare/haze in linear light (H x W x 3): a uniform veil plus a wide glow around the source."""
+    h, w = shape
+    if info["haze"] <= 0:
+        return np.zeros((h, w, 1), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot(xx / w - info["source_x"], yy / h - info["source_y"])
+    return (info["haze"] * (0.4 + np.exp(-d / 0.35)))[..., None] * _SOURCE_COLOUR
+
+
+def _backlit_clipped(size, rng):
+    r = BACKLIT_RANGES
+    scene, base = _backlit(size, rng)
+    lin = srgb_to_linear(scene.astype(np.float32) / 255.0).astype(np.float32)
+    sx, sy, rad = (float(rng.uniform(*r[k])) for k in ("source_x", "source_y", "source_radius"))
+    peak = float(np.exp(rng.uniform(*np.log(r["source_peak"]))))
+    disc = D.coverage([D.ellipse_pts(sx * size, sy * size, rad * size, rad * size)], size, ss=2)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    glow = np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2.5 * rad) ** 2)
+    radiance = lin + (peak * (disc + 0.6 * glow))[..., None] * _SOURCE_COLOUR
+    level = float(rng.uniform(*r["level"]))
+    k = level / max(float(np.median(radiance @ np.array([0.2126, 0.7152, 0.0722], np.float32))), 1e-6)
+    info = {"source": base["source"], "subject_ev": float(rng.uniform(*r["subject_ev"])), "level": level,
+            "exposure_scale": k, "source_x": sx, "source_y": sy, "source_radius": rad, "source_peak": peak,
+            "haze": float(rng.uniform(*r["haze"])) if rng.random() < 0.5 else 0.0}
+    out = np.clip(radiance * k + _veil((size, size), info), 0.0, 1.0)
+    img = np.round(linear_to_srgb(out) * 255.0).astype(np.uint8)
+    info["clipped"] = float((img == 255).all(axis=2).mean())
+    return img, info
+
+
+def backlight_foreground(fg: np.ndarray, info: dict) -> np.ndarray:
+    """A foreground (uint8 RGB) as the backlit exposure renders it: ``subject_ev`` stops darker in
+    linear light, plus the scene's flare/haze veil, back to 8-bit sRGB. ``info`` is what
+    ``make_background("backlit_clipped", ...)`` returned with the background, so the subject and
+    the background share one exposure and one veil."""
+    lin = srgb_to_linear(np.asarray(fg, np.float32)[..., :3] / 255.0).astype(np.float32)
+    out = np.clip(lin * np.float32(2.0 ** info["subject_ev"]) + _veil(lin.shape[:2], info), 0.0, 1.0)
+    return np.round(linear_to_srgb(out) * 255.0).astype(np.uint8)
+
+
+_KINDS = {"photo": _photo, "procedural": _procedural, "night": _night, "backlit": _backlit,
+          "backlit_clipped": _backlit_clipped}
 
 
 def make_background(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:

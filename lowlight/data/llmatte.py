@@ -11,6 +11,14 @@ on a private 200-image "LL-Matte-Test".  We build a stand-in offline and determi
    :data:`lowlight.simulate.PARAM_RANGES` (or the article's formula), alpha unchanged,
 5. a trimap from alpha for evaluation.
 
+Optionally (``LLMatteSpec.backlit_clipped`` > 0) a share of the ``portrait`` and ``product``
+samples is shot against a bright source with the exposure set for it -- the article's
+"backlit product" failure: background kind ``backlit_clipped`` (highlights clipped at 255,
+sometimes flare/haze) and the subject under-exposed by the same exposure
+(:func:`lowlight.data.backgrounds.backlight_foreground`). Which samples are drawn from a
+stream of their own, so the other samples stay byte-identical to the default data, and the
+default spec (0) leaves the spec's dictionary -- and so the cache key -- as it was.
+
 Every sample has its own random stream ``SeedSequence([seed, split, index])``: a sample
 depends only on the seed, its split and its index, never on how many samples come before
 it or on the order of generation.  The test split (``n_test`` = 200 on ``full``) is the
@@ -49,7 +57,7 @@ import numpy as np
 
 from .. import config
 from ..io import atomic_write_text
-from .backgrounds import make_background
+from .backgrounds import backlight_foreground, make_background
 from ..color import luminance
 from .compositing import composite, fractional_fraction, to_alpha_uint8
 from .foregrounds import FAMILIES, make_foreground
@@ -78,6 +86,8 @@ BACKGROUNDS_FOR_FAMILY: dict[str, dict[str, float]] = {
     "*": {"photo": 0.45, "procedural": 0.25, "night": 0.2, "backlit": 0.1},
 }
 LOWLIGHT_METHODS = ("physical", "article")
+#: the families ``backlit_clipped`` applies to (the article's backlit product, and backlit portraits)
+BACKLIT_FAMILIES = ("portrait", "product")
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class LLMatteSpec:
     lowlight: str = "physical"     # "physical" (lowlight.simulate) or "article" (the §2.1 formula)
     trimap_width: int | None = None
     family_weights: tuple = tuple(sorted(DEFAULT_FAMILY_WEIGHTS.items()))
+    backlit_clipped: float = 0.0   # share of portrait/product samples shot against a clipped bright source
 
     def __post_init__(self):
         for name in ("image_size", "eval_size"):
@@ -109,6 +120,8 @@ class LLMatteSpec:
         bad = set(fw) - set(FAMILIES)
         if bad or not fw or min(fw.values()) < 0 or sum(fw.values()) <= 0:
             raise ValueError(f"LLMatteSpec.family_weights: expected non-negative weights over {FAMILIES}, got {fw}")
+        _check_backlit(self.backlit_clipped, "LLMatteSpec.backlit_clipped")
+        object.__setattr__(self, "backlit_clipped", float(self.backlit_clipped))
 
     @classmethod
     def from_profile(cls, profile=None, **changes) -> "LLMatteSpec":
@@ -131,7 +144,15 @@ class LLMatteSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["family_weights"] = dict(self.family_weights)
+        if not self.backlit_clipped:   # the default leaves the dictionary (and the cache key) as before
+            del d["backlit_clipped"]
         return d
+
+
+def _check_backlit(v, name: str) -> None:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(v) <= 1.0:
+        raise ValueError(f"{name}: expected a share in [0, 1] of the portrait and product samples, got {v!r}")
 
 
 # --------------------------------------------------------------------------- one sample
@@ -156,13 +177,20 @@ def _mean_linear_luma(img: np.ndarray) -> float:
 
 def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0,
                 lowlight: str = "physical", family: str | None = None,
-                family_weights: dict | None = None, trimap_width: int | None = None) -> dict:
+                family_weights: dict | None = None, trimap_width: int | None = None,
+                backlit_clipped: float = 0.0) -> dict:
     """Generate one LL-Matte sample (notebook 01).
 
     Returns a dict with uint8 arrays ``normal`` (HxWx3), ``low`` (HxWx3), ``alpha`` (HxW),
     ``trimap`` (HxW), the layers ``fg`` and ``bg``, and ``meta`` (plain values: id, family,
     style, background, simulator parameters, ``ev``, mean luminances, fraction of
     fractional-alpha pixels).  A pure function of its arguments.
+
+    ``backlit_clipped``: the probability that a ``portrait`` or ``product`` sample is shot against
+    a clipped bright source (background ``backlit_clipped``, subject under-exposed, ``fg`` returned
+    as rendered); its meta then holds ``backlit_subject_ev``, ``backlit_clipped`` (share of
+    background pixels at 255) and ``backlit_haze``. The choice comes from a stream of its own,
+    ``SeedSequence([seed, split, index, 1])``: every other sample is the same as with 0.
     """
     from ..simulate import article_low_light, sample_params, simulate
 
@@ -173,9 +201,15 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
     fam = family or _choose(rng, weights)
     fg = make_foreground(fam, size, rng)
     bg_kind = _choose(rng, BACKGROUNDS_FOR_FAMILY.get(fam, BACKGROUNDS_FOR_FAMILY["*"]))
+    _check_backlit(backlit_clipped, "backlit_clipped")
+    if backlit_clipped > 0 and fam in BACKLIT_FAMILIES:
+        pick = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLIT_CODE[split], int(index), 1]))
+        if pick.random() < backlit_clipped:
+            bg_kind = "backlit_clipped"
     bg, bg_info = make_background(bg_kind, size, rng)
+    fg_img = backlight_foreground(fg.fg, bg_info) if bg_kind == "backlit_clipped" else fg.fg
     a8 = to_alpha_uint8(fg.alpha)
-    normal = composite(fg.fg, a8, bg)
+    normal = composite(fg_img, a8, bg)
     if lowlight == "physical":
         params = sample_params(rng)
         low = simulate(normal, params, rng)
@@ -196,8 +230,11 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
         "frac_fractional": fractional_fraction(a8),
         "frac_fractional_object": fractional_fraction(a8, "object"),
     }
+    if bg_kind == "backlit_clipped":
+        meta.update(backlit_subject_ev=bg_info["subject_ev"], backlit_clipped=bg_info["clipped"],
+                    backlit_haze=bg_info["haze"])
     return {"normal": normal, "low": low, "alpha": a8, "trimap": trimap_from_alpha(a8, trimap_width),
-            "fg": fg.fg, "bg": bg, "meta": meta}
+            "fg": fg_img, "bg": bg, "meta": meta}
 
 
 # --------------------------------------------------------------------------- cache on disk
@@ -267,7 +304,8 @@ def _write_sample(out: Path, sample: dict) -> dict:
 def _generate_one(args):
     index, split, spec = args
     s = make_sample(index, split, spec.size(split), spec.seed, spec.lowlight,
-                    family_weights=dict(spec.family_weights), trimap_width=spec.trimap_width)
+                    family_weights=dict(spec.family_weights), trimap_width=spec.trimap_width,
+                    backlit_clipped=spec.backlit_clipped)
     return s
 
 

@@ -123,17 +123,7 @@ class CVUNet(GroupedModule):
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The pre-sigmoid alpha logits, same shape as :meth:`forward`'s output."""
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"CVUNet expects an RGB batch (N, 3, H, W), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if not x.is_floating_point():
-            raise ValueError(f"CVUNet expects float RGB in [0, 1], got dtype {x.dtype} "
-                             f"(divide uint8 images by 255)")
-        h, w = x.shape[-2:]
-        m = self.pad_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x, h, w = self.pad_input(x)
         xn = self.encoder.normalize(x)
         f = dict(zip(self.encoder.strides, self.encoder.forward_normalized(xn)))
         s2 = f[2] if self.image_skip2 is None else self.image_skip2(xn)

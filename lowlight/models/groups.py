@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 __all__ = ["GroupedModule"]
 
@@ -105,3 +107,22 @@ class GroupedModule(nn.Module):
         super().train(mode)
         self._sync_bn_modes()
         return self
+
+    #: inputs are padded to a multiple of this (the networks' output stride)
+    pad_multiple: int = 32
+
+    def pad_input(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Check an RGB batch in [0, 1] (N, 3, H, W) and pad it (replicate, bottom and right, so that
+        pixels keep their place on the stride grid) to a multiple of :attr:`pad_multiple`; returns
+        ``(padded, H, W)`` for cropping the output back."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"{name} expects an RGB batch (N, 3, H, W), got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"{name} expects float RGB in [0, 1], got dtype {x.dtype} (divide uint8 images by 255)")
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return x, h, w

@@ -358,17 +358,7 @@ class MODNet(GroupedModule):
         return (x - self.mean) / self.std
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"MODNet expects an RGB batch (N, 3, H, W), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if not x.is_floating_point():
-            raise ValueError(f"MODNet expects float RGB in [0, 1], got dtype {x.dtype} "
-                             f"(divide uint8 images by 255)")
-        h, w = x.shape[-2:]
-        m = self.pad_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x, h, w = self.pad_input(x)
         return self.normalize(x), h, w
 
     def _features(self, img: torch.Tensor):

@@ -36,10 +36,17 @@ Two simulators live here.
 Both simulators take a ``numpy.random.Generator`` (or a seed) and are deterministic
 with it. :func:`simulate_torch` is the same maths on batched ``N x 3 x H x W`` tensors
 (for on-the-fly simulation on a GPU).
+
+``camera_pipeline`` / ``camera_pipeline_torch``
+    What a phone delivers at night: the sensor model, an auto-exposure gain on the linear signal
+    (the noise amplified with it), a tone curve, denoising (OpenCV NL-means or bilateral),
+    sharpening and JPEG, settings in :class:`CameraParams` (see :mod:`lowlight.simulate.camera`).
 """
 from __future__ import annotations
 from .article import article_low_light
 from .batched import simulate_torch
+from .camera import (CAMERA_RANGES, DENOISERS, STAGES, TONE_CURVES, CameraParams, auto_exposure_gain,
+                     camera_pipeline, camera_pipeline_torch, noise_after_gain, sample_camera_params, tone_lut)
 from .params import MAX_FULL_WELL, MAX_GAIN, MAX_READ_NOISE, PARAM_RANGES, SimParams, noise_model, sample_params
 from .sensor import check_kernel_fits, motion_kernel, simulate, simulate_linear
 
@@ -57,4 +64,15 @@ __all__ = [
     "MAX_FULL_WELL",
     "MAX_READ_NOISE",
     "MAX_GAIN",
+    "CameraParams",
+    "CAMERA_RANGES",
+    "DENOISERS",
+    "TONE_CURVES",
+    "STAGES",
+    "camera_pipeline",
+    "camera_pipeline_torch",
+    "sample_camera_params",
+    "auto_exposure_gain",
+    "noise_after_gain",
+    "tone_lut",
 ]

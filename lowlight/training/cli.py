@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from .. import config
-from ..io import CheckpointError, load_model_weights, weights_digest
+from ..io import CheckpointError, load_model_weights, weights_digest, writable_dir_problem
 from .stages import article_stages, baseline_stage, family_of
 from .trainer import CollapseError, Trainer, amp_setup, dist_info
 
@@ -102,20 +102,6 @@ def _check_args(args, prof) -> str | None:
     return None
 
 
-def _check_out(out: Path) -> str | None:
-    """Can ``out`` be created and written? (found now, not after an epoch of training)."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out}: exists and is not a folder"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        return f"--out {out}: cannot write there ({exc.strerror or exc})"
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
 
@@ -132,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(problem)
     family = family_of(args.model)
     out = Path(args.out) if args.out else config.RunLayout.of(prof).root / "cli" / args.model
-    problem = _check_out(out)
+    problem = writable_dir_problem(out, "--out")
     if problem:
         return fail(problem)
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -12,7 +12,8 @@ The MODNet fine-tune learns from three signals, all built here:
 
 Every draw of a sample is deterministic: sample ``i`` in epoch ``e`` of a set seeded ``s``
 darkens with ``SeedSequence([s, e, i])`` (random exposure in ``[-7, -2]`` EV, sensor and cast
-from :func:`lowlight.simulate.sample_params`) and flips horizontally half of the time. The
+from :func:`lowlight.simulate.sample_params`), flips horizontally half of the time and, with
+``crop``, takes a random square crop (the teacher's matte is cut with it). The
 teacher's targets are computed once, when the set is built, not at every step.
 """
 from __future__ import annotations
@@ -118,7 +119,7 @@ class FinetuneSet(Dataset):
     """
 
     def __init__(self, images, teacher, alphas=None, signal: str = "alpha+distill", seed: int = 0,
-                 normal_fraction: float = 0.2, ev_range: tuple[float, float] = FT_EV_RANGE):
+                 normal_fraction: float = 0.2, ev_range: tuple[float, float] = FT_EV_RANGE, crop: int | None = None):
         alphas = list(alphas) if alphas is not None else [None] * len(images)
         if not (len(images) == len(teacher) == len(alphas)) or not images:
             raise ValueError(f"FinetuneSet: images, teacher and alphas must be equal non-empty lists, got "
@@ -132,6 +133,10 @@ class FinetuneSet(Dataset):
         self.seed, self.epoch = int(seed), 0
         self.normal_fraction = float(normal_fraction)
         self.ev_range = (float(ev_range[0]), float(ev_range[1]))
+        h, w = self.images[0].shape[:2]
+        if crop is not None and not (isinstance(crop, int) and 32 <= crop <= min(h, w)):
+            raise ValueError(f"crop: expected None or an int between 32 and the image side {min(h, w)}, got {crop!r}")
+        self.crop = crop
 
     def __len__(self) -> int:
         return len(self.images)
@@ -145,7 +150,8 @@ class FinetuneSet(Dataset):
         self.epoch = int(epoch)
 
     def _view(self, **changes) -> "FinetuneSet":
-        kw = dict(signal=self.signal, seed=self.seed, normal_fraction=self.normal_fraction, ev_range=self.ev_range)
+        kw = dict(signal=self.signal, seed=self.seed, normal_fraction=self.normal_fraction, ev_range=self.ev_range,
+                  crop=self.crop)
         kw.update(changes)
         return FinetuneSet(self.images, self.teacher, self.alphas, **kw)
 
@@ -171,6 +177,10 @@ class FinetuneSet(Dataset):
             x = simulate(img, sample_params(rng, exposure=float(2.0 ** ev)), rng)
         if rng.random() < 0.5:
             x, target = x[:, ::-1], target[:, ::-1]
+        if self.crop is not None:
+            h, w = target.shape
+            y0, x0 = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
+            x, target = x[y0:y0 + self.crop, x0:x0 + self.crop], target[y0:y0 + self.crop, x0:x0 + self.crop]
         return {"image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255.0),
                 "alpha": torch.from_numpy(np.ascontiguousarray(target))[None],
                 "valid": torch.ones(1, *target.shape),
@@ -197,4 +207,5 @@ def build_finetune_set(profile: config.Profile | str | None = None, teacher: tor
     scenes = scene_crops(p.ft_size, p.ft_scene_crops, seed=p.seed)
     images = [r["normal"] for r in raw] + scenes
     alphas = [r["alpha"].astype(np.float32) / 255.0 for r in raw] + [None] * len(scenes)
-    return FinetuneSet(images, _teacher_mattes(teacher.eval(), images), alphas, signal=signal, seed=seed)
+    return FinetuneSet(images, _teacher_mattes(teacher.eval(), images), alphas, signal=signal, seed=seed,
+                       crop=p.ft_crop)

@@ -11,6 +11,12 @@ original model and, once notebook 06 has trained it, the fine-tuned one.
 browser; it returns two figures, the simulation and the matte panel, which the widget shows as
 two images (the browser test watches the second). Notebooks call :func:`render` once
 statically so papermill and nbval see a figure too.
+
+Three more sliders drive the phone's processing (:func:`lowlight.simulate.camera_pipeline`): the
+**gain** (``auto`` = auto-exposure), the **denoise** strength (NL-means ``h``, DN; 0 = off) and the
+**JPEG quality**. With them the third panel shows the photo as a phone delivers it -- the same
+noise as the simulated panel, amplified by the gain, then denoised, sharpened and compressed --
+instead of a plain display stretch (:func:`phone_view`).
 """
 from __future__ import annotations
 
@@ -22,12 +28,14 @@ from .. import config
 from .. import simulate as sim
 from ..color import luminance
 
-__all__ = ["MODELS", "MATTE_SIDE", "MatteModels", "default_image", "simulate_pair", "render", "render_mattes",
-           "explorer_callback", "explorer_views", "explorer"]
+__all__ = ["MODELS", "MATTE_SIDE", "GAIN_CHOICES", "MatteModels", "default_image", "simulate_pair", "phone_view",
+           "render", "render_mattes", "explorer_callback", "explorer_views", "explorer"]
 
 MODELS = ("physical", "article")
 #: the long side MODNet mattes at in the explorer: interactive on a CPU (~0.1-0.5 s per matte)
 MATTE_SIDE = 256
+#: the gain slider's stops: (label, value); 0 = auto-exposure
+GAIN_CHOICES = (("auto", 0.0),) + tuple((f"{2 ** k}x", float(2 ** k)) for k in range(8))
 ORIGINAL = "original MODNet"
 FINE_TUNED = "fine-tuned MODNet"
 
@@ -132,6 +140,33 @@ def simulate_pair(image: np.ndarray, model: str = "physical", params: sim.SimPar
     return low, clean
 
 
+def phone_view(image: np.ndarray, params: sim.SimParams | None = None, seed: int = 0, gain: float | None = None,
+               denoise_strength: float | None = None, jpeg_quality: int | None = None):
+    """The photo as a phone delivers it (:func:`lowlight.simulate.camera_pipeline`) with the
+    explorer's settings: ``gain`` (``None`` or 0 = auto-exposure), NL-means ``denoise_strength``
+    (DN, 0 = off; ``None`` = the camera's default) and ``jpeg_quality`` (``None`` = the default).
+    Same noise as ``simulate(image, params, rng=seed)``. Returns ``(image, stats)``: ``phone_gain``,
+    ``phone_auto`` (auto-exposure or not), ``phone_mean_luma_dn``, ``phone_detail_dn`` (std of the
+    luma's high-pass, DN: grain plus fine detail, lowered by the denoiser) and
+    ``phone_jpeg_error_dn`` (mean |JPEG - its input|, DN)."""
+    import cv2
+
+    params = params or sim.SimParams()
+    changes = {"sensor": params, "gain": float(gain) if gain else None}
+    if denoise_strength is not None:
+        changes["denoise_strength"] = float(denoise_strength)
+    if jpeg_quality is not None:
+        changes["jpeg_quality"] = int(jpeg_quality)
+    cam = sim.CameraParams(**changes)
+    out, stages = sim.camera_pipeline(image[..., :3], cam, rng=seed, return_stages=True)
+    y = luminance(out) * 255
+    detail = y - cv2.GaussianBlur(y, (0, 0), 1.0)
+    jpeg_err = np.abs(out.astype(np.float32) - stages["sharpened"].astype(np.float32)).mean()
+    return out, {"phone_gain": stages["gain"], "phone_auto": cam.gain is None, "phone_mean_luma_dn": float(y.mean()),
+                 "phone_detail_dn": float(detail.std()), "phone_jpeg_error_dn": float(jpeg_err),
+                 "phone_denoise": cam.denoise_strength, "phone_jpeg_quality": cam.jpeg_quality}
+
+
 def _matte_stats(low: np.ndarray, mattes: MatteModels, reference: np.ndarray | None) -> dict:
     alphas = mattes(low)
     st = {"mattes": alphas}
@@ -144,14 +179,21 @@ def _matte_stats(low: np.ndarray, mattes: MatteModels, reference: np.ndarray | N
 
 
 # --------------------------------------------------------------------------- drawing
-def _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten):
+def _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten, phone=None):
     axes[0].imshow(image)
     axes[0].set_title("normal light", fontsize=9)
     axes[1].imshow(low)
     title = f"EV {params.ev:+.1f}" if model == "physical" and params else f"article: gamma {gamma}, scale {scale}"
     axes[1].set_title(f"simulated ({title})", fontsize=9)
     k = 2
-    if brighten:
+    if phone is not None:
+        # what a phone would save: gain, denoising, sharpening, JPEG
+        axes[2].imshow(phone)
+        how = "auto " if st["phone_auto"] else ""
+        axes[2].set_title(f"as a phone delivers it: {how}gain x{st['phone_gain']:.1f},\n"
+                          f"denoise {st['phone_denoise']:g} DN, JPEG {st['phone_jpeg_quality']}", fontsize=9)
+        k = 3
+    elif brighten:
         # stretch so the noise becomes visible (what a phone's night mode would have to undo)
         from . import brighten as _brighten
 
@@ -229,14 +271,17 @@ def render(image: np.ndarray | None = None, model: str = "physical", params: sim
     return _figure(image, low, clean, model, params, gamma, scale, brighten, mattes, reference)
 
 
-def _figure(image, low, clean, model, params, gamma, scale, brighten, mattes=None, reference=None):
+def _figure(image, low, clean, model, params, gamma, scale, brighten, mattes=None, reference=None, phone=None,
+            phone_stats=None):
     import matplotlib.pyplot as plt
 
     st = _stats(low, clean)
+    st.update(phone_stats or {})
+    brighten = brighten or phone is not None
     ncols = 4 if brighten else 3
     if mattes is None:
         fig, axes = plt.subplots(1, ncols, figsize=(13 if brighten else 10, 3.3))
-        _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten)
+        _draw_simulation(axes, image, low, st, model, params, gamma, scale, brighten, phone)
         fig.tight_layout()
         return fig, st
     if reference is None:
@@ -245,7 +290,7 @@ def _figure(image, low, clean, model, params, gamma, scale, brighten, mattes=Non
     n = _n_matte_panels(mattes, reference)
     fig = plt.figure(figsize=(13 if brighten else 10, 7.0), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
-    _draw_simulation(top.subplots(1, ncols), image, low, st, model, params, gamma, scale, brighten)
+    _draw_simulation(top.subplots(1, ncols), image, low, st, model, params, gamma, scale, brighten, phone)
     _draw_mattes(list(np.atleast_1d(bottom.subplots(1, max(n, 1)))), st, mattes, reference)
     bottom.suptitle(mattes.title(), fontsize=10)
     return fig, st
@@ -259,14 +304,22 @@ def _params(ev: float, full_well: float, read_noise: float, cast_b: float) -> si
 
 def explorer_callback(image, ev: float, full_well: float, read_noise: float, cast_b: float,
                       model: str = "physical", gamma: float = 0.4, seed: int = 0,
-                      mattes: MatteModels | None = None, reference: np.ndarray | None = None):
+                      mattes: MatteModels | None = None, reference: np.ndarray | None = None,
+                      gain: float | None = None, denoise: float | None = None, jpeg_quality: int | None = None):
     """The simulation part of the slider callback as a plain function: builds the parameters and
     renders; returns ``(figure, stats)``. With ``mattes``, ``stats["mattes"]`` holds each model's
     uint8 matte of the simulated image (``stats["matte_diff_*"]``: mean |matte - reference| in
-    [0, 1] when ``reference`` is given); the figure stays the simulation alone."""
+    [0, 1] when ``reference`` is given); the figure stays the simulation alone.
+
+    ``gain`` (0 = auto-exposure), ``denoise`` (NL-means strength, DN) and ``jpeg_quality``: when any
+    is given and the model is ``physical``, the third panel is the phone's photo (:func:`phone_view`)
+    and ``stats`` holds its ``phone_*`` numbers; otherwise it is the display stretch."""
     params = _params(ev, full_well, read_noise, cast_b)
     low, clean = simulate_pair(image, model, params, gamma, seed=seed)
-    fig, st = _figure(image, low, clean, model, params, gamma, 0.3, True)
+    phone = phone_st = None
+    if model == "physical" and (gain is not None or denoise is not None or jpeg_quality is not None):
+        phone, phone_st = phone_view(image, params, seed, gain, denoise, jpeg_quality)
+    fig, st = _figure(image, low, clean, model, params, gamma, 0.3, True, phone=phone, phone_stats=phone_st)
     if mattes is not None:
         st.update(_matte_stats(low, mattes, reference))
     return fig, st
@@ -274,10 +327,13 @@ def explorer_callback(image, ev: float, full_well: float, read_noise: float, cas
 
 def explorer_views(image, ev: float, full_well: float, read_noise: float, cast_b: float,
                    model: str = "physical", gamma: float = 0.4, seed: int = 0,
-                   mattes: MatteModels | None = None, reference: np.ndarray | None = None):
+                   mattes: MatteModels | None = None, reference: np.ndarray | None = None,
+                   gain: float | None = None, denoise: float | None = None, jpeg_quality: int | None = None):
     """What the widget shows for one slider state, as a plain function: ``(figures, stats)``,
-    ``figures`` = [simulation] or [simulation, matte panel] when ``mattes`` is given."""
-    fig, st = explorer_callback(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference)
+    ``figures`` = [simulation] or [simulation, matte panel] when ``mattes`` is given (the phone's
+    settings as in :func:`explorer_callback`)."""
+    fig, st = explorer_callback(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference,
+                                gain, denoise, jpeg_quality)
     figs = [fig]
     if mattes is not None:
         figs.append(render_mattes(st, mattes, reference))
@@ -287,7 +343,8 @@ def explorer_views(image, ev: float, full_well: float, read_noise: float, cast_b
 def explorer(image: np.ndarray | None = None, seed: int = 0, mattes: MatteModels | None = None,
              reference: np.ndarray | None = None):
     """Sliders for exposure (EV), shot noise (full well), read noise and colour cast, plus the
-    article's formula with its gamma; with ``mattes`` (built once, e.g. ``MatteModels.load()``)
+    article's formula with its gamma, and the phone's gain (``auto`` = auto-exposure), denoise
+    strength and JPEG quality (third panel: :func:`phone_view`); with ``mattes`` (built once, e.g. ``MatteModels.load()``)
     each state also shows MODNet's matte of the simulated image, next to ``reference`` (the
     original model's normal-light matte; computed once here when not given). Returns the
     ``ipywidgets.interactive`` (its first child is the EV slider)."""
@@ -299,11 +356,13 @@ def explorer(image: np.ndarray | None = None, seed: int = 0, mattes: MatteModels
     if mattes is not None and reference is None:
         reference = mattes.reference(image)   # once, not per callback
     d = sim.SimParams()
+    cam = sim.CameraParams()
     style = {"description_width": "150px"}
     layout = W.Layout(width="520px")
 
-    def update(ev, full_well, read_noise, cast_b, model, gamma):
-        figs, _ = explorer_views(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference)
+    def update(ev, full_well, read_noise, cast_b, model, gamma, gain, denoise, jpeg_quality):
+        figs, _ = explorer_views(image, ev, full_well, read_noise, cast_b, model, gamma, seed, mattes, reference,
+                                 gain, denoise, jpeg_quality)
         for fig in figs:
             display(fig)
             plt.close(fig)
@@ -321,4 +380,11 @@ def explorer(image: np.ndarray | None = None, seed: int = 0, mattes: MatteModels
         model=W.ToggleButtons(options=list(MODELS), value="physical", description="model", style=style),
         gamma=W.FloatSlider(value=0.4, min=0.2, max=1.0, step=0.05, description="article gamma",
                             continuous_update=False, style=style, layout=layout),
+        # index, not value: value= leaves the readout label empty (ipywidgets 8.1)
+        gain=W.SelectionSlider(options=list(GAIN_CHOICES), index=0, description="phone gain",
+                               continuous_update=False, style=style, layout=layout),
+        denoise=W.FloatSlider(value=cam.denoise_strength, min=0.0, max=30.0, step=0.5,
+                              description="phone denoise (DN)", continuous_update=False, style=style, layout=layout),
+        jpeg_quality=W.IntSlider(value=cam.jpeg_quality, min=5, max=100, step=5, description="phone JPEG quality",
+                                 continuous_update=False, style=style, layout=layout),
     )
