@@ -8,7 +8,7 @@ module                     concept                                              
 ``lowlight.config``        profiles ``smoke``/``quick``/``full``, paths, ``RunLayout``  all
 ``lowlight.io``            atomic writes, image files, checkpoints (weights-only)       all
 ``lowlight.color``         sRGB curves, luminance (numpy map, torch batch mean)         01
-``lowlight.simulate``      the article's formula and a physical low-light model         01
+``lowlight.simulate``      article formula, sensor model, phone camera pipeline         01
 ``lowlight.data``          LL-Matte data set, real-data folders, datasets, trimaps      01
 ``lowlight.augment``       albumentations 2.x pipelines, ``CutoutWithAlpha``            02
 ``lowlight.models``        ``create_model``: MODNet, CV-UNet, encoders, LLIE networks   03, 04
