@@ -25,7 +25,7 @@ from ..color import luminance
 from ..metrics import all_metrics
 from .protocol import METRICS, quantize_alpha
 
-__all__ = ["EVS", "CLEAN", "darken", "whole_image_errors", "score_grid", "grid_means", "paired_bootstrap",
+__all__ = ["EVS", "CLEAN", "darken", "phone", "whole_image_errors", "score_grid", "grid_means", "paired_bootstrap",
            "grid_change", "ALL_METRICS"]
 
 #: the exposures of the grid (EV 0: the simulator's noise and cast at full exposure)
@@ -36,14 +36,27 @@ CLEAN = "clean"
 ALL_METRICS = METRICS + ("sad_image", "mse_image")
 
 
+def _render_rng(ev: float, seed: int, key: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(
+        [int(seed), zlib.crc32(key.encode()), int(round(float(ev) * 1000)) % (2**31)]))
+
+
 def darken(img: np.ndarray, ev: float, seed: int, key: str) -> np.ndarray:
-    """``img`` at exposure ``ev`` through :func:`lowlight.simulate.simulate` with the default sensor;
-    the noise stream is keyed by ``(seed, key, ev)``, independent of evaluation order."""
+    """``img`` at exposure ``ev`` through :func:`lowlight.simulate.simulate` with the default sensor
+    (the raw, dark frame); the noise stream is keyed by ``(seed, key, ev)``, independent of
+    evaluation order."""
     from ..simulate import SimParams, simulate
 
-    rng = np.random.default_rng(np.random.SeedSequence(
-        [int(seed), zlib.crc32(key.encode()), int(round(float(ev) * 1000)) % (2**31)]))
-    return simulate(img, SimParams.from_ev(float(ev)), rng)
+    return simulate(img, SimParams.from_ev(float(ev)), _render_rng(ev, seed, key))
+
+
+def phone(img: np.ndarray, ev: float, seed: int, key: str) -> np.ndarray:
+    """``img`` at exposure ``ev`` as a phone delivers it: :func:`lowlight.simulate.camera_pipeline`
+    with ``CameraParams.from_ev(ev)`` (auto-exposure gain, denoising, sharpening, JPEG), keyed like
+    :func:`darken` so the sensor noise is the same draw."""
+    from ..simulate import CameraParams, camera_pipeline
+
+    return camera_pipeline(img, CameraParams.from_ev(float(ev)), _render_rng(ev, seed, key))
 
 
 def whole_image_errors(pred: np.ndarray, gt: np.ndarray) -> dict:
@@ -54,7 +67,7 @@ def whole_image_errors(pred: np.ndarray, gt: np.ndarray) -> dict:
 
 def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items: Sequence[dict],
                evs: Sequence[float] = EVS, seeds: Sequence[int] = (0,), clean: bool = True,
-               reference: str = "original") -> list[dict]:
+               reference: str = "original", render: Callable = darken) -> list[dict]:
     """Score every matter on every item under every condition.
 
     ``matters``: ``{row: f(uint8 RGB) -> float alpha in [0, 1]}`` (e.g.
@@ -62,7 +75,8 @@ def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items:
     and optionally ``alpha`` and ``trimap`` (uint8); an item without ``alpha`` is scored against
     ``matters[reference]``'s matte of its clean image (and a trimap from it). Returns one record
     per (row, item, condition, seed) with :data:`ALL_METRICS`, ``luma`` of the input and
-    ``mad`` = mean |prediction - target| (in [0, 1]).
+    ``mad`` = mean |prediction - target| (in [0, 1]). ``render(image, ev, seed, name)`` makes the
+    low-light input (:func:`darken`, the raw frame; :func:`phone`, the processed photo).
     """
     from ..data import trimap_from_alpha
 
@@ -79,7 +93,7 @@ def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items:
         tri = item.get("trimap")
         tri = np.asarray(tri, np.uint8) if tri is not None else trimap_from_alpha(gt)
         for ev, seed in conds:
-            x = img if ev == CLEAN else darken(img, ev, seed, item["name"])
+            x = img if ev == CLEAN else render(img, ev, seed, item["name"])
             luma = float(luminance(x).mean())
             for row, matter in matters.items():
                 pred = quantize_alpha(matter(x))
