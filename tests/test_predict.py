@@ -16,6 +16,7 @@ from lowlight.data import read_alpha, read_image
 from lowlight.inference import matte_image
 from lowlight.io import CheckpointError, save_checkpoint
 from lowlight.models import create_model, model_arch
+from _toys import ToySet as _Toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,19 +24,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _save(path, model):
     save_checkpoint(path, {"model": model.state_dict(), "arch": model_arch(model)})
     return path
-
-
-class _Toy(torch.utils.data.Dataset):
-    def __init__(self, n=4, size=32):
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(n, 3, size, size, generator=g)
-        self.a = (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"image": self.x[i], "alpha": self.a[i], "valid": torch.ones_like(self.a[i])}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +44,7 @@ def ckpts(tmp_path_factory):
     save_checkpoint(paths["zerodce"], {"model": two.llie.state_dict()})
     tr = Trainer(create_model("cvunet", pretrained=False), d / "run", "smoke", device="cpu", amp="off",
                  batch_size=2, num_workers=0, progress=False, log=lambda *_: None)
-    res = tr.run_stage(StageSpec("stage1", "head", 1e-3, 1, steps=1), _Toy())
+    res = tr.run_stage(StageSpec("stage1", "head", 1e-3, 1, steps=1), _Toy(4))
     paths["trained"] = Path(res.checkpoint)
     assert paths["trained"].is_file()
     return paths

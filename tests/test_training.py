@@ -22,23 +22,9 @@ from lowlight.models import CVUNet, create_model
 from lowlight.training import (ARTICLE_LRS, STAGE_TRAIN, CollapseError, StageSpec, Trainer, apply_stage_freezing,
                                article_stages, baseline_stage, one_stage, trainable_summary)
 from lowlight.training import cli
+from _toys import ToySet as _Toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _Toy(torch.utils.data.Dataset):
-    """Fixed random samples with the dataset dict layout."""
-
-    def __init__(self, n=12, size=32, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.rand(n, 3, size, size, generator=g)
-        self.a = (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"image": self.x[i], "alpha": self.a[i], "valid": torch.ones_like(self.a[i])}
 
 
 def _fixed_batch(n=2, size=64, seed=0) -> dict:

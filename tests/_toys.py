@@ -1,0 +1,19 @@
+"""A tiny dataset shared by the trainer and predict tests."""
+from __future__ import annotations
+
+import torch
+
+
+class ToySet(torch.utils.data.Dataset):
+    """Fixed random samples with the dataset dict layout (image, alpha, valid)."""
+
+    def __init__(self, n=12, size=32, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(n, 3, size, size, generator=g)
+        self.a = (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"image": self.x[i], "alpha": self.a[i], "valid": torch.ones_like(self.a[i])}
