@@ -50,6 +50,19 @@ TOLERANCE = {"sad": 1e-12, "mse": 1e-12, "gradient": 1e-9, "connectivity": 1e-12
 PUBLIC_PORTS = {"sad": 0.012, "mse": 0.012, "gradient": 0.29, "connectivity": 0.31}
 
 
+def _strand(canvas, x, y, angle, n, turn, step, lo, rng) -> None:
+    """Draw one hair-like strand of ``n`` segments (anti-aliased, sub-pixel) into ``canvas``: the
+    direction turns by normal(0, ``turn``) each step; the strand's opacity is uniform in [``lo``, 1]."""
+    pts = []
+    for _ in range(n):
+        angle += rng.normal(0, turn)
+        x += np.cos(angle) * step
+        y += np.sin(angle) * step
+        pts.append((x, y))
+    pts = np.round(np.array(pts) * 16).astype(np.int32)
+    cv2.polylines(canvas, [pts], False, float(rng.uniform(lo, 1.0)), 1, cv2.LINE_AA, shift=4)
+
+
 def make_case(size: int = 2048, seed: int = 0, pred_dtype: str = "uint8"):
     """A realistic (pred, gt, trimap) triple at ``size`` x ``size``.
 
@@ -71,14 +84,7 @@ def make_case(size: int = 2048, seed: int = 0, pred_dtype: str = "uint8"):
     for _ in range(int(300 * s) + 20):
         x, y = rng.uniform(0.15, 0.85) * w, rng.uniform(0.1, 0.6) * h
         angle = rng.uniform(0, 2 * np.pi)
-        pts = []
-        for _ in range(int(rng.integers(10, 30))):
-            angle += rng.normal(0, 0.25)
-            x += np.cos(angle) * 8 * s
-            y += np.sin(angle) * 8 * s
-            pts.append((x, y))
-        pts = np.round(np.array(pts) * 16).astype(np.int32)
-        cv2.polylines(strands, [pts], False, float(rng.uniform(0.3, 1.0)), 1, cv2.LINE_AA, shift=4)
+        _strand(strands, x, y, angle, int(rng.integers(10, 30)), 0.25, 8 * s, 0.3, rng)
     strands = cv2.GaussianBlur(strands, (0, 0), 0.6)
     gt = np.maximum(gt, strands)
     yy, xx = np.mgrid[0:h, 0:w]                              # a semi-transparent (glass) ramp
@@ -134,14 +140,7 @@ def make_portrait_case(size: int = 2048, seed: int = 11, pred_dtype: str = "uint
         t = rng.uniform(-np.pi, 0.1)
         x, y = 0.5 * w + 0.2 * w * np.cos(t), 0.38 * h + 0.26 * h * np.sin(t)
         a = t + rng.normal(0, 0.4)
-        pts = []
-        for _ in range(int(rng.integers(8, 40))):
-            a += rng.normal(0, 0.15)
-            x += np.cos(a) * 7 * s
-            y += np.sin(a) * 7 * s
-            pts.append((x, y))
-        pts = np.round(np.array(pts) * 16).astype(np.int32)
-        cv2.polylines(hair, [pts], False, float(rng.uniform(0.2, 1.0)), 1, cv2.LINE_AA, shift=4)
+        _strand(hair, x, y, a, int(rng.integers(8, 40)), 0.15, 7 * s, 0.2, rng)
     gt = np.maximum(gt, cv2.GaussianBlur(hair, (0, 0), 0.7))
     veil = cv2.resize(rng.random((24, 24)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     vmask = ((xx - 0.22 * w) ** 2 + (yy - 0.75 * h) ** 2) < (0.16 * w) ** 2
