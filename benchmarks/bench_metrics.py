@@ -63,6 +63,17 @@ def _strand(canvas, x, y, angle, n, turn, step, lo, rng) -> None:
     cv2.polylines(canvas, [pts], False, float(rng.uniform(lo, 1.0)), 1, cv2.LINE_AA, shift=4)
 
 
+def _finish(pred, gt8, trimap, pred_dtype):
+    """Clip the prediction, make it exact where the trimap is definite, and give it ``pred_dtype``."""
+    pred = np.clip(pred, 0, 1)
+    pred = np.where(trimap == 0, 0, np.where(trimap == 255, 1, pred)).astype(np.float32)
+    if pred_dtype == "uint8":
+        pred = np.round(pred * 255).astype(np.uint8)
+    elif pred_dtype != "float32":
+        raise ValueError(f"pred_dtype: expected 'uint8' or 'float32', got {pred_dtype!r}")
+    return pred, gt8, trimap
+
+
 def make_case(size: int = 2048, seed: int = 0, pred_dtype: str = "uint8"):
     """A realistic (pred, gt, trimap) triple at ``size`` x ``size``.
 
@@ -108,13 +119,7 @@ def make_case(size: int = 2048, seed: int = 0, pred_dtype: str = "uint8"):
     cv2.circle(false_blob, (int(0.5 * w), int(0.1 * h)), int(40 * s) + 2, 0.6, -1)
     pred = pred + cv2.GaussianBlur(false_blob, (0, 0), 5 * s + 0.5)
     pred = pred + rng.normal(0, 0.01, (h, w)).astype(np.float32) * (trimap == 128)
-    pred = np.clip(pred, 0, 1)
-    pred = np.where(trimap == 0, 0, np.where(trimap == 255, 1, pred)).astype(np.float32)
-    if pred_dtype == "uint8":
-        pred = np.round(pred * 255).astype(np.uint8)
-    elif pred_dtype != "float32":
-        raise ValueError(f"pred_dtype: expected 'uint8' or 'float32', got {pred_dtype!r}")
-    return pred, gt8, trimap
+    return _finish(pred, gt8, trimap, pred_dtype)
 
 
 def make_portrait_case(size: int = 2048, seed: int = 11, pred_dtype: str = "uint8"):
@@ -166,13 +171,7 @@ def make_portrait_case(size: int = 2048, seed: int = 11, pred_dtype: str = "uint
     cv2.circle(hole, (int(0.6 * w), int(0.7 * h)), int(60 * s) + 2, 0.5, -1)
     pred = pred - cv2.GaussianBlur(hole, (0, 0), 8 * s + 0.5)
     pred = pred + rng.normal(0, 0.02, (h, w)).astype(np.float32)
-    pred = np.clip(pred, 0, 1)
-    pred = np.where(trimap == 0, 0, np.where(trimap == 255, 1, pred)).astype(np.float32)
-    if pred_dtype == "uint8":
-        pred = np.round(pred * 255).astype(np.uint8)
-    elif pred_dtype != "float32":
-        raise ValueError(f"pred_dtype: expected 'uint8' or 'float32', got {pred_dtype!r}")
-    return pred, gt8, trimap
+    return _finish(pred, gt8, trimap, pred_dtype)
 
 
 CASES = {"realistic": make_case, "portrait": make_portrait_case}
