@@ -192,9 +192,10 @@ def _matlab_largest(lab, n):
     return int(tied[int(np.argmin(firsts))])
 
 
-def connectivity_error(pred, gt, trimap, step: float = 0.1) -> float:
+def connectivity_error(pred, gt, trimap, step: float = 0.1, empty: str = "skip") -> float:
     """compute_connectivity_error.m (with the empty-intersection guard of the
-    indexnet_matting copy), divided by 1000 as evaluate.m does."""
+    indexnet_matting copy), divided by 1000 as evaluate.m does. ``empty="disconnect"``:
+    an empty intersection gives an empty omega instead of being skipped."""
     pred, gt, trimap = check_inputs(pred, gt, trimap)
     # alphas in single precision, uint8 divided by 255
     p = _normalised_single(pred)
@@ -211,13 +212,14 @@ def connectivity_error(pred, gt, trimap, step: float = 0.1) -> float:
         target_alpha_thresh = t.astype(np.float64) >= thresh_steps[ii]
         # 4-connected components of the intersection
         lab, n = _bwconncomp4(pred_alpha_thresh & target_alpha_thresh)
-        # no component: the level is skipped (the guard of the indexnet_matting copy)
-        if n == 0:
+        # no component: the level is skipped (the guard of the indexnet_matting copy), or
+        # (empty="disconnect") omega is empty and every unassigned pixel leaves it here
+        if n == 0 and empty == "skip":
             continue
-        # omega: the largest component
-        max_id = _matlab_largest(lab, n)
         omega = np.zeros((dimy, dimx))
-        omega[lab == max_id] = 1
+        if n > 0:
+            # omega: the largest component
+            omega[lab == _matlab_largest(lab, n)] = 1
         # still-unassigned pixels outside omega get the previous threshold
         flag = (l_map == -1) & (omega == 0)
         l_map[flag] = thresh_steps[ii - 1]

@@ -47,6 +47,7 @@ class Profile:
     ft_n: tuple[int, int, int] = (160, 16, 24)   # its LL-Matte portraits: train, val, test
     ft_scene_crops: int = 10   # people-free crops per scene photo (self-distillation)
     ft_batch: int = 4
+    ft_processed: float = 0.5  # share of the low-light draws that are phone-processed photos
     ft_steps: tuple[int, int, int] = (20, 20, 20)   # optimisation steps of stages 1-3
     ft_epochs: tuple[int, int, int] = (1, 1, 1)     # checkpoints / validations per stage
     seeds: tuple[int, ...] = (0, 1, 2)              # training seeds of the fine-tune

@@ -245,3 +245,53 @@ def test_backlit_option_changes_only_what_it_should():
             data.LLMatteSpec(backlit_clipped=bad)
     with pytest.raises(ValueError, match="backlit_clipped"):
         data.make_sample(0, backlit_clipped=2.0)
+
+
+# --------------------------------------------------------------------------- processed LL-Matte
+def test_processed_version_replays_the_same_sensor_draw():
+    base = data.make_sample(3, "test", 96, seed=2, family="portrait")
+    s = data.make_sample(3, "test", 96, seed=2, family="portrait", processed=True)
+    # everything else is byte-identical to the raw-only sample
+    assert all(np.array_equal(base[k], s[k]) for k in ("normal", "low", "alpha", "trimap"))
+    assert {k: v for k, v in s["meta"].items() if not k.startswith("cam_") and k != "mean_luma_processed"} \
+        == base["meta"]
+    m = s["meta"]
+    assert m["cam_denoise"] in sim.DENOISERS and 70 <= m["cam_jpeg_quality"] <= 95
+    # the phone's photo is the same exposure brought back up: far brighter than the raw frame
+    assert m["mean_luma_processed"] > 3 * m["mean_luma_low"]
+    # its settings come from their own stream, tuned to the sample's own sensor
+    cam = sim.sample_camera_params(np.random.default_rng(np.random.SeedSequence([2, 2, 3, 2])),
+                                   sensor=sim.SimParams(**_sensor_of(m)))
+    assert (cam.denoise, cam.jpeg_quality, cam.denoise_strength) == \
+        (m["cam_denoise"], m["cam_jpeg_quality"], m["cam_denoise_strength"])
+    with pytest.raises(TypeError, match="sensor"):
+        sim.sample_camera_params(0, sensor={"exposure": 0.1})
+
+
+def _sensor_of(meta):
+    keys = ("exposure", "full_well", "read_noise", "blur_sigma", "motion_length", "motion_angle", "gain")
+    out = {k: meta[k] for k in keys if k in meta}
+    out["cast"] = (meta["cast_r"], meta["cast_g"], meta["cast_b"])
+    return out
+
+
+def test_processed_llmatte_folder_and_dataset(tmp_path):
+    path = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1,
+                              n_test=1, processed=True)
+    assert (path / "train" / "processed").is_dir() and not data.verify_llmatte(path)
+    raw = data.LLMatteDataset("train", "smoke", path=path)
+    proc = data.LLMatteDataset("train", "smoke", path=path, low="processed")
+    r, p = raw.raw(0, None), proc.raw(0, None)
+    assert np.array_equal(r["normal"], p["normal"]) and not np.array_equal(r["low"], p["low"])
+    assert np.array_equal(p["low"], data.read_sample(path, "train", "train-00000")["processed"])
+    # the default spec's folder has no processed version, and says how to get one
+    plain = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1, n_test=1)
+    assert plain != path and "processed" not in data.LLMatteSpec().to_dict()
+    with pytest.raises(ValueError, match="no processed version"):
+        data.LLMatteDataset("train", "smoke", path=plain, low="processed")
+    with pytest.raises(ValueError, match="low"):
+        data.LLMatteDataset("train", "smoke", path=path, low="phone")
+    with pytest.raises(ValueError, match="processed"):
+        data.LLMatteSpec(processed=True, lowlight="article")
+    with pytest.raises(ValueError, match="processed"):
+        data.LLMatteSpec(processed="yes")

@@ -220,7 +220,7 @@ def test_parallel_generation_gives_the_same_bytes(tmp_path):
 
 
 def test_cache_key_follows_code_not_prose(tmp_path):
-    from lowlight.data.llmatte import _code_fingerprint
+    from lowlight.data.llmatte_cache import _code_fingerprint
 
     def fp(src):
         f = tmp_path / "m.py"

@@ -202,6 +202,37 @@ def test_empty_level_is_skipped(backend):
     assert metrics.connectivity_error(low, gt, tri) == 0.0
 
 
+def test_empty_level_disconnects_under_the_definition(backend):
+    # empty="disconnect" (Rhemann et al.'s definition, mmediting's rule): at the first empty
+    # level every pixel still in omega leaves it, l = the previous threshold.
+    gt = np.zeros((6, 6), np.uint8)
+    gt[1:5, 1:5] = 255
+    tri = np.full(gt.shape, 128, np.uint8)
+    pred = np.where(gt > 0, 77, 0).astype(np.uint8)     # reaches 0.3, never 0.4
+    # blob: l = 0.3, d_pred = 0.002 < theta -> phi 1; d_gt = 0.7 -> phi 0.3: 16 x 0.7
+    want = 16 * float(np.float32(1) - np.float32(0.30000000000000004)) / 1000   # |1 - phi_gt| = d_gt
+    assert metrics.connectivity_error(pred, gt, tri, empty="disconnect") == pytest.approx(want, rel=1e-6)
+    assert ref.connectivity_error(pred, gt, tri, empty="disconnect") == pytest.approx(want, rel=1e-6)
+    # an all-zero prediction: skipped it scores a perfect 0; disconnected it costs the truth's mass
+    empty = np.zeros_like(gt)
+    assert metrics.connectivity_error(empty, gt, tri) == 0.0
+    assert metrics.connectivity_error(empty, gt, tri, empty="disconnect") == pytest.approx(0.016, rel=1e-6)
+    # where the mattes overlap at every level the two rules agree
+    assert metrics.connectivity_error(gt, gt, tri, empty="disconnect") == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        metrics.connectivity_error(pred, gt, tri, empty="mmediting")
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_disconnect_rule_equals_the_reference(backend, seed):
+    pred, gt, tri = bench.make_case(64, seed=seed)
+    for scale in (1.0, 0.35, 0.05):          # dimmer predictions leave upper levels empty
+        p = np.round(pred.astype(np.float64) * scale).astype(np.uint8)
+        got = metrics.connectivity_error(p, gt, tri, empty="disconnect")
+        assert got == pytest.approx(ref.connectivity_error(p, gt, tri, empty="disconnect"), rel=1e-12)
+        assert got >= metrics.connectivity_error(p, gt, tri) - 1e-12 or scale == 1.0
+
+
 def test_equal_prediction_gives_zero(backend):
     pred, gt, tri = bench.make_case(96, seed=3)
     out = metrics.all_metrics(gt, gt, tri)

@@ -459,3 +459,48 @@ def test_torchrun_two_process_gloo_ranks_agree(tmp_path):
     digests = dict(re.findall(r"rank (\d) final weights sha256 ([0-9a-f]{64})", out))
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], out[-2000:]
     assert (tmp_path / "baseline" / "last.pt").is_file()
+
+
+# =========================================================================== the MODNet fine-tuning set
+def test_finetune_set_draws_phone_processed_photos_in_their_share():
+    import numpy as np
+
+    from lowlight.training.data import FinetuneSet
+
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(40)]
+    teacher = [np.full((48, 48), 0.5, np.float32)] * 40
+    photo = np.full((48, 48, 3), 200, np.uint8)
+    s = FinetuneSet(imgs, teacher, processed=[(photo, -4.0)] * 20 + [None] * 20, processed_fraction=0.5,
+                    normal_fraction=0.0)
+    draws = [s[i] for i in range(40)]
+    inputs = [d["meta"]["input"] for d in draws]
+    assert set(inputs[20:]) == {"raw"}                       # no processed version: always the raw frame
+    assert 4 <= inputs[:20].count("processed") <= 16         # about half of the others
+    for d in draws[:20]:
+        if d["meta"]["input"] == "processed":                # the stored photo itself, at its own EV
+            assert d["meta"]["ev"] == -4.0 and torch.all(d["image"] == 200 / 255)
+        else:
+            assert d["image"].mean() < 0.5                   # a dark raw frame
+    assert [d["meta"]["input"] for d in (s[i] for i in range(20))] == inputs[:20]      # deterministic
+    assert {s.with_processed(0.0)[i]["meta"]["input"] for i in range(20)} == {"raw"}
+    assert s.with_seed(3).n_processed == 20 and s.with_signal("distill").processed_fraction == 0.5
+    with pytest.raises(ValueError, match="processed_fraction"):
+        FinetuneSet(imgs, teacher, processed_fraction=1.5)
+    with pytest.raises(ValueError, match=r"processed\[0\]"):
+        FinetuneSet(imgs, teacher, processed=[(np.zeros((8, 8, 3), np.uint8), -3.0)] + [None] * 39)
+    with pytest.raises(ValueError, match="equal"):
+        FinetuneSet(imgs, teacher, processed=[None])
+
+
+def test_the_modnet_finetuning_set_carries_processed_versions(modnet):
+    from lowlight.training import finetune_modnet
+    from lowlight.training.data import build_finetune_set
+
+    prof = config.PROFILES["smoke"]
+    s = build_finetune_set(prof, teacher=modnet)
+    assert s.n_processed == len(s) and s.processed_fraction == prof.ft_processed
+    photo, ev = s.processed[0]
+    assert photo.shape == s.images[0].shape and photo.dtype.name == "uint8" and -7 <= ev <= -2
+    with pytest.raises(ValueError, match="inputs"):
+        finetune_modnet(prof, "staged", inputs="jpeg", train_set=s)

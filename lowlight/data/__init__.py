@@ -9,7 +9,8 @@ submodule                   what it holds
 ``backgrounds``             photo / procedural / night / backlit backgrounds
 ``photos``                  scikit-image's offline photos and their licences
 ``trimap``                  ``trimap_from_alpha`` (exactly 0 / 128 / 255)
-``llmatte``                 one sample, splits, the cache under ``data/llmatte/`` + manifest
+``llmatte``                 one sample, its spec, splits; the raw and processed low-light versions
+``llmatte_cache``           the cache under ``data/llmatte/`` + manifest, reading, verifying
 ``folders``                 reading real data folders with clear errors
 ``datasets``                torch datasets (LL-Matte, image/alpha, Composition-1k), loaders
 ==========================  ================================================================
@@ -24,9 +25,9 @@ from .compositing import (composite, estimate_foreground, fractional_fraction, r
                           to_alpha_uint8)
 from .folders import DataFolderError, list_images, pair_files, read_alpha, read_image
 from .foregrounds import FAMILIES, Foreground, make_foreground, random_texture
-from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, SPLITS, LLMatteSpec,
-                      build_llmatte, finetune_llmatte, llmatte_dir, load_manifest, make_sample, read_sample, sample_rng,
-                      verify_llmatte)
+from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, LOW_VERSIONS, PROCESSED, SPLITS, LLMatteSpec,
+                      make_sample, sample_rng)
+from .llmatte_cache import build_llmatte, finetune_llmatte, llmatte_dir, load_manifest, read_sample, verify_llmatte
 from .photos import PEOPLE_PHOTOS, PHOTOS, SCENE_PHOTOS, load_photo, photo_licences
 from .trimap import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, default_trimap_width, trimap_from_alpha
 
@@ -46,7 +47,7 @@ __all__ = sorted([
     "BACKGROUND_KINDS", "make_background", "composite", "estimate_foreground", "fractional_fraction",
     "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
     "pair_files", "read_alpha", "read_image", "FAMILIES", "Foreground", "make_foreground",
-    "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "SPLITS",
+    "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "LOW_VERSIONS", "PROCESSED", "SPLITS",
     "LLMatteSpec", "build_llmatte", "finetune_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
     "sample_rng", "verify_llmatte", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
     "TRIMAP_UNKNOWN", "default_trimap_width", "trimap_from_alpha", *_LAZY,

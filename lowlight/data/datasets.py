@@ -45,7 +45,8 @@ from ..color import luminance
 from .compositing import composite, estimate_foreground, to_alpha_float, to_alpha_uint8
 from .folders import (DataFolderError, check_same_size, cover_crop, fit_to_size, list_images,
                       pair_files, read_alpha, read_image)
-from .llmatte import build_llmatte, llmatte_dir, load_manifest
+from .llmatte import LOW_VERSIONS, PROCESSED
+from .llmatte_cache import build_llmatte, llmatte_dir, load_manifest
 from .trimap import trimap_from_alpha
 
 __all__ = ["MODES", "MattingDataset", "LLMatteDataset", "ImageAlphaFolder", "Composition1kFolder",
@@ -185,13 +186,15 @@ class LLMatteDataset(MattingDataset):
 
     ``split``: ``"train"``, ``"val"`` or ``"test"`` (the LL-Matte-Test stand-in).
     ``profile`` sets sizes and counts; ``path`` reads an existing folder instead;
-    ``spec_changes`` go to :class:`lowlight.data.LLMatteSpec`.  Notebook 01.
+    ``spec_changes`` go to :class:`lowlight.data.LLMatteSpec`.  ``low``: which low-light
+    version is the input -- ``"raw"`` (the sensor's dark frame) or ``"processed"`` (the same frame
+    as a phone delivers it; the folder must have been built with ``processed=True``). Notebook 01.
     """
 
     def __init__(self, split: str = "train", profile=None, mode: str = "low", normal_fraction: float = 0.2,
                  transform=None, seed: int | None = None, path: str | Path | None = None,
                  root: str | Path | None = None, build: bool = True, progress: bool = True,
-                 verbose: bool = False, trimap_width: int | None = None, **spec_changes):
+                 verbose: bool = False, trimap_width: int | None = None, low: str = "raw", **spec_changes):
         from .. import config
 
         if split not in ("train", "val", "test"):
@@ -206,6 +209,12 @@ class LLMatteDataset(MattingDataset):
         self.split = split
         self.items = self.manifest["splits"][split]
         self._stored_trimap = trimap_width is None
+        if low not in LOW_VERSIONS:
+            raise ValueError(f"low: expected one of {LOW_VERSIONS}, got {low!r}")
+        if low == "processed" and not self.manifest.get("spec", {}).get("processed"):
+            raise ValueError(f"low='processed': the LL-Matte folder {self.path} has no processed version; "
+                             "build one with processed=True (e.g. lowlight.data.finetune_llmatte(profile))")
+        self.low = low
 
     def __len__(self) -> int:
         return len(self.items)
@@ -218,7 +227,7 @@ class LLMatteDataset(MattingDataset):
         meta["source"] = "llmatte"
         return {
             "normal": read_image(base / "normal" / f"{sid}.png"),
-            "low": read_image(base / "low" / f"{sid}.png"),
+            "low": read_image(base / ("low" if self.low == "raw" else PROCESSED) / f"{sid}.png"),
             "alpha": read_alpha(base / "alpha" / f"{sid}.png"),
             "trimap": read_alpha(base / "trimap" / f"{sid}.png") if self._stored_trimap else None,
             "meta": meta,

@@ -9,7 +9,11 @@ on a private 200-image "LL-Matte-Test".  We build a stand-in offline and determi
 3. the normal-light composite ``I = alpha*F + (1-alpha)*B`` in 8-bit sRGB,
 4. its low-light version from the physical simulator, parameters drawn from
    :data:`lowlight.simulate.PARAM_RANGES` (or the article's formula), alpha unchanged,
-5. a trimap from alpha for evaluation.
+5. a trimap from alpha for evaluation,
+6. optionally (``LLMatteSpec.processed``) the same low-light frame as a phone delivers it:
+   :func:`lowlight.simulate.camera_pipeline` with the *same* sensor draw (parameters and noise),
+   then auto-exposure gain, denoising, sharpening and JPEG with settings drawn from
+   :data:`lowlight.simulate.CAMERA_RANGES` -- the "processed" low-light version beside the "raw" one.
 
 Optionally (``LLMatteSpec.backlit_clipped`` > 0) a share of the ``portrait`` and ``product``
 samples is shot against a bright source with the exposure set for it -- the article's
@@ -31,6 +35,7 @@ On disk (``data/llmatte/<profile>-<key>/``)::
     train/low/train-00000.png           low-light input (RGB)
     train/alpha/train-00000.png         alpha (8-bit grey)
     train/trimap/train-00000.png        trimap (0 / 128 / 255)
+    train/processed/train-00000.png     the phone-processed low-light input (only with ``processed``)
     val/...  test/...
 
 Lossless PNG, one folder per kind: each split is itself an image/alpha folder (layout (b)
@@ -39,41 +44,36 @@ any image viewer, and scales to ``full`` (2300 samples at 512 px) without holdin
 in memory.  ``<key>`` hashes the generation parameters *and* the generator's code (the
 syntax trees of this package's generator modules and of :mod:`lowlight.simulate`, without
 comments and docstrings), so the cache is rebuilt exactly when either changes.
+
+This module makes one sample (:func:`make_sample`) and holds the spec; building, caching,
+reading and verifying the folders on disk is :mod:`lowlight.data.llmatte_cache`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import shutil
-import sys
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .. import config
-from ..io import atomic_write_text
 from .backgrounds import backlight_foreground, make_background
 from ..color import luminance
 from .compositing import composite, fractional_fraction, to_alpha_uint8
 from .foregrounds import FAMILIES, make_foreground
-from .photos import photo_licences
 from .trimap import trimap_from_alpha
 
 __all__ = [
-    "SPLITS", "KINDS", "DEFAULT_FAMILY_WEIGHTS", "finetune_llmatte", "BACKGROUNDS_FOR_FAMILY", "LLMatteSpec",
-    "sample_rng", "make_sample", "build_llmatte", "llmatte_dir", "load_manifest",
-    "verify_llmatte", "read_sample",
+    "SPLITS", "KINDS", "PROCESSED", "LOW_VERSIONS", "DEFAULT_FAMILY_WEIGHTS", "BACKGROUNDS_FOR_FAMILY", "LLMatteSpec",
+    "sample_rng", "make_sample",
 ]
 
-FORMAT = "llmatte/1"
 SPLITS = ("train", "val", "test")
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 KINDS = ("normal", "low", "alpha", "trimap")
+#: the extra kind of a spec with ``processed=True``: the low-light frame after a phone's processing
+PROCESSED = "processed"
+#: the low-light versions a dataset can read: the raw sensor frame, or the phone-processed photo
+LOW_VERSIONS = ("raw", "processed")
 
 #: how often each foreground family is drawn
 DEFAULT_FAMILY_WEIGHTS: dict[str, float] = {
@@ -104,6 +104,7 @@ class LLMatteSpec:
     trimap_width: int | None = None
     family_weights: tuple = tuple(sorted(DEFAULT_FAMILY_WEIGHTS.items()))
     backlit_clipped: float = 0.0   # share of portrait/product samples shot against a clipped bright source
+    processed: bool = False        # also store the phone-processed version of each low-light frame
 
     def __post_init__(self):
         for name in ("image_size", "eval_size"):
@@ -122,6 +123,7 @@ class LLMatteSpec:
             raise ValueError(f"LLMatteSpec.family_weights: expected non-negative weights over {FAMILIES}, got {fw}")
         _check_backlit(self.backlit_clipped, "LLMatteSpec.backlit_clipped")
         object.__setattr__(self, "backlit_clipped", float(self.backlit_clipped))
+        _check_processed(self.processed, self.lowlight, "LLMatteSpec.processed")
 
     @classmethod
     def from_profile(cls, profile=None, **changes) -> "LLMatteSpec":
@@ -144,9 +146,23 @@ class LLMatteSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["family_weights"] = dict(self.family_weights)
-        if not self.backlit_clipped:   # the default leaves the dictionary (and the cache key) as before
-            del d["backlit_clipped"]
+        for name in ("backlit_clipped", "processed"):
+            if not d[name]:            # the defaults leave the dictionary (and the cache key) as before
+                del d[name]
         return d
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The image kinds stored per sample."""
+        return KINDS + ((PROCESSED,) if self.processed else ())
+
+
+def _check_processed(v, lowlight: str, name: str) -> None:
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {v!r}")
+    if v and lowlight != "physical":
+        raise ValueError(f"{name}: the phone-processed version needs lowlight='physical' (a sensor draw to "
+                         f"process), got lowlight={lowlight!r}")
 
 
 def _check_backlit(v, name: str) -> None:
@@ -178,7 +194,7 @@ def _mean_linear_luma(img: np.ndarray) -> float:
 def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0,
                 lowlight: str = "physical", family: str | None = None,
                 family_weights: dict | None = None, trimap_width: int | None = None,
-                backlit_clipped: float = 0.0) -> dict:
+                backlit_clipped: float = 0.0, processed: bool = False) -> dict:
     """Generate one LL-Matte sample (notebook 01).
 
     Returns a dict with uint8 arrays ``normal`` (HxWx3), ``low`` (HxWx3), ``alpha`` (HxW),
@@ -191,6 +207,12 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
     as rendered); its meta then holds ``backlit_subject_ev``, ``backlit_clipped`` (share of
     background pixels at 255) and ``backlit_haze``. The choice comes from a stream of its own,
     ``SeedSequence([seed, split, index, 1])``: every other sample is the same as with 0.
+
+    ``processed``: also return ``processed`` (uint8 HxWx3), the low-light frame as a phone delivers
+    it -- :func:`lowlight.simulate.camera_pipeline` on the same sensor parameters and the same
+    noise draw as ``low``, the processing settings from :func:`lowlight.simulate.sample_camera_params`
+    with a stream of its own (``SeedSequence([seed, split, index, 2])``); every other array is the
+    same as without it. Its settings go to ``meta`` (``cam_*``, ``mean_luma_processed``).
     """
     from ..simulate import article_low_light, sample_params, simulate
 
@@ -202,6 +224,7 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
     fg = make_foreground(fam, size, rng)
     bg_kind = _choose(rng, BACKGROUNDS_FOR_FAMILY.get(fam, BACKGROUNDS_FOR_FAMILY["*"]))
     _check_backlit(backlit_clipped, "backlit_clipped")
+    _check_processed(processed, lowlight, "processed")
     if backlit_clipped > 0 and fam in BACKLIT_FAMILIES:
         pick = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLIT_CODE[split], int(index), 1]))
         if pick.random() < backlit_clipped:
@@ -212,6 +235,7 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
     normal = composite(fg_img, a8, bg)
     if lowlight == "physical":
         params = sample_params(rng)
+        noise_state = rng.bit_generator.state      # the processed version replays the same noise
         low = simulate(normal, params, rng)
         sim = {k: v for k, v in params.to_dict().items() if k not in ("cast", "shot_noise", "adc_bits")}
         sim.update(cast_r=params.cast[0], cast_g=params.cast[1], cast_b=params.cast[2])
@@ -233,245 +257,24 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
     if bg_kind == "backlit_clipped":
         meta.update(backlit_subject_ev=bg_info["subject_ev"], backlit_clipped=bg_info["clipped"],
                     backlit_haze=bg_info["haze"])
-    return {"normal": normal, "low": low, "alpha": a8, "trimap": trimap_from_alpha(a8, trimap_width),
-            "fg": fg_img, "bg": bg, "meta": meta}
+    out = {"normal": normal, "low": low, "alpha": a8, "trimap": trimap_from_alpha(a8, trimap_width),
+           "fg": fg_img, "bg": bg, "meta": meta}
+    if processed:
+        out[PROCESSED] = _processed_version(normal, params, noise_state, seed, split, index, meta)
+    return out
 
 
-# --------------------------------------------------------------------------- cache on disk
-_SOURCE_FILES = ("_draw.py", "backgrounds.py", "compositing.py", "foregrounds.py", "llmatte.py",
-                 "photos.py", "trimap.py")
+def _processed_version(normal, sensor, noise_state, seed: int, split: str, index: int, meta: dict) -> np.ndarray:
+    """The phone's photo of the same exposure (see :func:`make_sample`); records its settings in ``meta``."""
+    from ..simulate import camera_pipeline, sample_camera_params
 
-
-def _code_fingerprint(path: Path) -> bytes:
-    """The code of a module without comments and docstrings (its AST), so that editing prose
-    does not invalidate the cache but any change of behaviour does."""
-    import ast
-
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree).encode()
-
-
-def _source_hash() -> str:
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in _SOURCE_FILES:
-        h.update(name.encode())
-        h.update(_code_fingerprint(here / name))
-    for path in sorted((here.parent / "simulate").glob("*.py")) + [here.parent / "color.py"]:
-        h.update(path.name.encode())
-        h.update(_code_fingerprint(path))
-    return h.hexdigest()
-
-
-def _cache_key(spec: LLMatteSpec) -> str:
-    blob = json.dumps({"format": FORMAT, "spec": spec.to_dict(), "source": _source_hash()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def llmatte_dir(profile=None, root: str | Path | None = None, **changes) -> Path:
-    """Where the data of ``profile`` (plus ``changes`` to its :class:`LLMatteSpec`) lives:
-    ``<root>/<profile>-<key>`` with ``root`` defaulting to ``data/llmatte``."""
-    spec = LLMatteSpec.from_profile(profile, **changes)
-    name = profile.name if isinstance(profile, config.Profile) else config.profile_name(profile)
-    return Path(root or config.DATA_DIR / "llmatte") / f"{name}-{_cache_key(spec)}"
-
-
-def _png_bytes(img: np.ndarray) -> bytes:
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:  # pragma: no cover - cv2 always encodes uint8 PNG
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def _write_sample(out: Path, sample: dict) -> dict:
-    sid = sample["meta"]["id"]
-    split = sample["meta"]["split"]
-    hashes = {}
-    for kind in KINDS:
-        data = _png_bytes(sample[kind])
-        (out / split / kind / f"{sid}.png").write_bytes(data)
-        hashes[kind] = hashlib.sha256(data).hexdigest()
-    return hashes
-
-
-def _generate_one(args):
-    index, split, spec = args
-    s = make_sample(index, split, spec.size(split), spec.seed, spec.lowlight,
-                    family_weights=dict(spec.family_weights), trimap_width=spec.trimap_width,
-                    backlit_clipped=spec.backlit_clipped)
-    return s
-
-
-def _is_complete(path: Path) -> bool:
-    man = path / "manifest.json"
-    if not man.is_file():
-        return False
-    try:
-        m = json.loads(man.read_text())
-    except (OSError, ValueError):
-        return False
-    for split, items in m.get("splits", {}).items():
-        for it in items:
-            for kind in KINDS:
-                if not (path / split / kind / f"{it['id']}.png").is_file():
-                    return False
-    return True
-
-
-def build_llmatte(profile=None, root: str | Path | None = None, force: bool = False,
-                  progress: bool = True, verbose: bool = True, workers: int | None = None,
-                  clean_stale: bool = False, **changes) -> Path:
-    """Generate (or find cached) LL-Matte data for ``profile``; returns its folder.
-
-    The folder name carries a hash of the parameters and of the generator's source, so a
-    finished folder is reused as is and anything else is regenerated.  Generation writes
-    into a temporary folder that is renamed into place when complete (a crash or a
-    concurrent run never leaves half a data set behind), shows a tqdm progress bar and
-    prints the speed.  ``workers > 1`` generates in that many processes (same bytes);
-    ``None`` takes the profile's ``num_workers`` (1 on ``smoke``/``quick``, 8 on ``full``),
-    capped by the CPU count.
-    ``clean_stale=True`` removes folders that an older version of this generator made for the
-    *same* spec (same profile and parameters, another source hash); other variants and any
-    folder the course did not generate are never touched.  ``changes`` go
-    to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01.
-    """
-    spec = LLMatteSpec.from_profile(profile, **changes)
-    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    name = prof.name
-    if workers is None:
-        workers = max(1, min(prof.num_workers, os.cpu_count() or 1))
-    base = Path(root or config.DATA_DIR / "llmatte")
-    key = _cache_key(spec)
-    path = base / f"{name}-{key}"
-    if path.is_dir() and not force and _is_complete(path):
-        if verbose:
-            print(f"LL-Matte ({name}): using cached {path}")
-        return path
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{name}-{key}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for split in SPLITS:
-        for kind in KINDS:
-            (tmp / split / kind).mkdir(parents=True, exist_ok=True)
-    jobs = [(i, split, spec) for split in SPLITS for i in range(spec.count(split))]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc=f"LL-Matte {name}", unit="img", disable=not progress,
-               file=sys.stderr, mininterval=0.5)
-    manifest_splits: dict[str, list] = {s: [] for s in SPLITS}
-    t0 = time.perf_counter()
-    try:
-        if workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with ctx.Pool(workers) as pool:
-                for s in pool.imap(_generate_one, jobs, chunksize=8):
-                    files = _write_sample(tmp, s)
-                    manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
-                    bar.update(1)
-        else:
-            for job in jobs:
-                s = _generate_one(job)
-                files = _write_sample(tmp, s)
-                manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
-                bar.update(1)
-    except BaseException:
-        bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    bar.close()
-    seconds = time.perf_counter() - t0
-    n = len(jobs)
-    manifest = {
-        "format": FORMAT, "profile": name, "key": key, "seed": spec.seed, "spec": spec.to_dict(),
-        "source_hash": _source_hash(), "n": {s: spec.count(s) for s in SPLITS},
-        "sizes": {s: spec.size(s) for s in SPLITS},
-        "generation": {"seconds": round(seconds, 3), "samples_per_s": round(n / max(seconds, 1e-9), 2),
-                       "workers": workers, "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
-        "licences": {"generated data": "CC0 (procedural, this course)", **photo_licences()},
-        "splits": manifest_splits,
-    }
-    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-    if path.exists() and (force or not _is_complete(path)):
-        shutil.rmtree(path, ignore_errors=True)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        # a concurrent run finished the same data first: keep its folder
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not _is_complete(path):
-            raise
-    if verbose:
-        print(f"LL-Matte ({name}): generated {n} samples "
-              f"(train {spec.n_train} @ {spec.image_size}px, val {spec.n_val} + test {spec.n_test} "
-              f"@ {spec.eval_size}px) in {seconds:.1f} s = {n / max(seconds, 1e-9):.1f} samples/s -> {path}")
-    if clean_stale:
-        for other in base.glob(f"{name}-*"):
-            if other == path or not other.is_dir():
-                continue
-            try:
-                m = json.loads((other / "manifest.json").read_text())
-            except (OSError, ValueError):
-                continue                                  # not ours: never touched
-            if (m.get("format") == FORMAT and m.get("profile") == name and m.get("spec") == spec.to_dict()
-                    and m.get("source_hash") != _source_hash()):
-                shutil.rmtree(other, ignore_errors=True)
-    return path
-
-
-def load_manifest(path: str | Path) -> dict:
-    """The ``manifest.json`` of an LL-Matte folder (clear error when it is not one)."""
-    path = Path(path)
-    man = path / "manifest.json"
-    if not man.is_file():
-        raise FileNotFoundError(f"{man}: no LL-Matte manifest here; build one with lowlight.data.build_llmatte()")
-    m = json.loads(man.read_text())
-    if m.get("format") != FORMAT:
-        raise ValueError(f"{man}: format {m.get('format')!r}, expected {FORMAT!r}")
-    return m
-
-
-def verify_llmatte(path: str | Path) -> list[str]:
-    """Re-hash every file of an LL-Matte folder; returns the files whose SHA-256 differs
-    from the manifest (empty list: intact)."""
-    path = Path(path)
-    m = load_manifest(path)
-    bad = []
-    for split, items in m["splits"].items():
-        for it in items:
-            for kind, digest in it["files"].items():
-                f = path / split / kind / f"{it['id']}.png"
-                if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
-                    bad.append(str(f))
-    return bad
-
-
-def read_sample(path: str | Path, split: str, sample_id: str) -> dict:
-    """One stored sample as uint8 arrays ``normal``, ``low`` (HxWx3), ``alpha``, ``trimap`` (HxW)."""
-    from .folders import read_alpha, read_image
-
-    base = Path(path) / split
-    return {
-        "normal": read_image(base / "normal" / f"{sample_id}.png"),
-        "low": read_image(base / "low" / f"{sample_id}.png"),
-        "alpha": read_alpha(base / "alpha" / f"{sample_id}.png"),
-        "trimap": read_alpha(base / "trimap" / f"{sample_id}.png"),
-    }
-
-
-def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
-    """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
-    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples. Built once, cached."""
-    p = config.as_profile(profile)
-    n_train, n_val, n_test = p.ft_n
-    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
-                         n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0})
+    cam = sample_camera_params(np.random.default_rng(
+        np.random.SeedSequence([int(seed), _SPLIT_CODE[split], int(index), 2])), sensor=sensor)
+    noise = np.random.Generator(np.random.PCG64())
+    noise.bit_generator.state = noise_state
+    img = camera_pipeline(normal, cam, noise)
+    meta.update(cam_target=cam.target, cam_max_gain=cam.max_gain, cam_denoise=cam.denoise,
+                cam_denoise_strength=cam.denoise_strength, cam_unsharp_amount=cam.unsharp_amount,
+                cam_jpeg_quality=int(cam.jpeg_quality), cam_tone_curve=cam.tone_curve or "none",
+                mean_luma_processed=float(luminance(img).mean()))
+    return img

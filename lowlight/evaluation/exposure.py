@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..color import luminance
-from ..metrics import all_metrics
+from ..metrics import all_metrics, connectivity_error
 from .protocol import METRICS, quantize_alpha
 
 __all__ = ["EVS", "CLEAN", "darken", "phone", "whole_image_errors", "score_grid", "grid_means", "paired_bootstrap",
@@ -32,8 +32,10 @@ __all__ = ["EVS", "CLEAN", "darken", "phone", "whole_image_errors", "score_grid"
 EVS = (0.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0)
 #: the unmodified image
 CLEAN = "clean"
-#: the DIM metrics in the unknown band, then the whole-image ones
-ALL_METRICS = METRICS + ("sad_image", "mse_image")
+#: the DIM metrics in the unknown band, Connectivity under the definition's rule for empty levels
+#: (``conn_disconnect``: an all-zero matte is a full miss, not a perfect score; see
+#: :func:`lowlight.metrics.connectivity_error`), then the whole-image ones
+ALL_METRICS = METRICS + ("conn_disconnect", "sad_image", "mse_image")
 
 
 def _render_rng(ev: float, seed: int, key: str) -> np.random.Generator:
@@ -74,7 +76,8 @@ def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items:
     :class:`lowlight.inference.ImageMatter`). ``items``: dicts with ``name``, ``image`` (uint8 RGB)
     and optionally ``alpha`` and ``trimap`` (uint8); an item without ``alpha`` is scored against
     ``matters[reference]``'s matte of its clean image (and a trimap from it). Returns one record
-    per (row, item, condition, seed) with :data:`ALL_METRICS`, ``luma`` of the input and
+    per (row, item, condition, seed) with :data:`ALL_METRICS` (``conn_disconnect``: Connectivity
+    with ``empty="disconnect"``), ``luma`` of the input and
     ``mad`` = mean |prediction - target| (in [0, 1]). ``render(image, ev, seed, name)`` makes the
     low-light input (:func:`darken`, the raw frame; :func:`phone`, the processed photo).
     """
@@ -99,7 +102,9 @@ def score_grid(matters: Mapping[str, Callable[[np.ndarray], np.ndarray]], items:
                 pred = quantize_alpha(matter(x))
                 m = all_metrics(pred, gt, tri)
                 rec = {"model": row, "item": item["name"], "target": kind, "ev": ev, "seed": seed, "luma": luma,
-                       **{k: float(m[k]) for k in METRICS}, **whole_image_errors(pred, gt)}
+                       **{k: float(m[k]) for k in METRICS},
+                       "conn_disconnect": connectivity_error(pred, gt, tri, empty="disconnect"),
+                       **whole_image_errors(pred, gt)}
                 rec["mad"] = float(np.abs(pred.astype(np.int16) - gt).mean() / 255.0)
                 records.append(rec)
     return records

@@ -53,12 +53,15 @@ ROW_LABELS = {
     "staged": "fine-tuned, 3 stages",
     "onestage": "fine-tuned, one stage (control)",
     "distill": "3 stages, self-distillation only",
+    "staged_raw": "3 stages, raw dark frames only",
+    "empty": "an all-zero matte (gives up)",
     "original+zerodce": "original + Zero-DCE++",
     "staged+zerodce": "fine-tuned + Zero-DCE++",
 }
 ROWS = tuple(ROW_LABELS)
 _SHORT = {"original": "original", "stage1": "stage 1", "stage2": "stage 2", "staged": "3 stages",
-          "onestage": "one stage", "distill": "distill only", "original+zerodce": "original\n+ Zero-DCE++",
+          "onestage": "one stage", "distill": "distill only", "staged_raw": "raw only", "empty": "all-zero",
+          "original+zerodce": "original\n+ Zero-DCE++",
           "staged+zerodce": "3 stages\n+ Zero-DCE++"}
 
 

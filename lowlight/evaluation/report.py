@@ -10,7 +10,8 @@ from .protocol import ARTICLE, METRIC_LABELS, METRICS, row_label
 __all__ = ["fmt", "condition_label", "format_grid_table", "format_change", "format_article_table",
            "format_switch_table"]
 
-_LABELS = {**METRIC_LABELS, "sad_image": "SAD (whole image)", "mse_image": "MSE (whole image)", "mad": "mean |diff|"}
+_LABELS = {**METRIC_LABELS, "conn_disconnect": "Connectivity (empty = disconnected)",
+           "sad_image": "SAD (whole image)", "mse_image": "MSE (whole image)", "mad": "mean |diff|"}
 
 
 def fmt(v: float, metric: str) -> str:

@@ -211,10 +211,11 @@ def _k_break_runs(rs, re, rowptr, inomega, kmax, H):
 
 @_jit
 def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kmax,
-               l32, theta32):
+               l32, theta32, skip):
     # Sum over the unknown pixels of |phi(p) - phi(g)|, phi = 1 - d*(d >= theta),
     # d = alpha - l in single precision as in MATLAB. Per pixel l = t_n with n its level
-    # (l = 1 when n = kmax, the top non-empty level), unless a break run covers it.
+    # (with ``skip``, l = 1 when n = kmax, the top non-empty level: the empty levels above are
+    # skipped; without, l = t_kmax: they disconnect it), unless a break run covers it.
     # Box rows are processed span by span of chunks holding unknown pixels.
     K = thr.shape[0] - 1
     bw = x1 - x0
@@ -224,7 +225,8 @@ def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kma
     lrow = np.empty(bw, np.float32)
     erow = np.empty(bw, np.float32)
     lut = l32.copy()
-    lut[kmax] = l32[K]
+    if skip:
+        lut[kmax] = l32[K]
     one = np.float32(1.0)
     zero = np.float32(0.0)
     total = 0.0

@@ -15,7 +15,10 @@ from ._common import (CONNECTIVITY_STEP, _P32_LUT, _THETA32, _masked_sum, _singl
                       matlab_thresholds)
 from ._inputs import Prepared
 
-__all__ = ["connectivity_error"]
+__all__ = ["connectivity_error", "EMPTY_LEVELS"]
+
+#: what a threshold level whose intersection is empty does (see :func:`connectivity_error`)
+EMPTY_LEVELS = ("skip", "disconnect")
 
 if _k.HAVE_NUMBA:
     from ._kernels_connectivity import (_k_break_runs, _k_largest, _k_level_runs,
@@ -57,7 +60,7 @@ def _levels(pred, gt, thresholds):
     return np.searchsorted(c32[1:], m.ravel(), side="right").astype(np.uint8).reshape(m.shape)
 
 
-def _connectivity_numba(P: Prepared, thresholds):
+def _connectivity_numba(P: Prepared, thresholds, skip: bool):
     K = len(thresholds) - 1
     c32, lut = _threshold_tables(thresholds)
     if P.pred.dtype == np.uint8 and P.gt.dtype == np.uint8:
@@ -72,10 +75,10 @@ def _connectivity_numba(P: Prepared, thresholds):
     brk = _k_break_runs(rs, re, rowptr, inomega, kmax, H)
     y0, y1, x0, x1 = P.box
     return _k_phi_sum(P.pred, P.gt, P.trimap, y0, y1, x0, x1, P.flags, _k.CHUNK, thr,
-                      rs, re, rowptr, brk, kmax, _l_table(thresholds), _THETA32)
+                      rs, re, rowptr, brk, kmax, _l_table(thresholds), _THETA32, skip)
 
 
-def _connectivity_opencv(P: Prepared, thresholds):
+def _connectivity_opencv(P: Prepared, thresholds, skip: bool):
     """The same value without numba: OpenCV labelling, one call per level (slower)."""
     K = len(thresholds) - 1
     lev = _levels(P.pred, P.gt, thresholds)
@@ -84,9 +87,10 @@ def _connectivity_opencv(P: Prepared, thresholds):
     for k in range(1, K + 1):
         n, lab, stats, _ = cv2.connectedComponentsWithStats(
             (lev >= k).view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-        if n <= 1:                             # empty: this and the higher levels skipped
-            count += alive * np.uint8(K - k + 1)
-            break
+        if n <= 1:                             # empty: this and the higher levels are empty too
+            if skip:                           # skipped: the survivors never leave omega (l = 1)
+                count += alive * np.uint8(K - k + 1)
+            break                              # else they leave it here: l = t_(k-1)
         area = stats[1:, cv2.CC_STAT_AREA]
         tied = np.flatnonzero(area == area.max()) + 1
         best = int(tied[0])
@@ -105,18 +109,30 @@ def _connectivity_opencv(P: Prepared, thresholds):
     return _masked_sum(np.abs(fp - fg).astype(np.float32), P.crop(P.mask))
 
 
-def _connectivity(P: Prepared, step: float = CONNECTIVITY_STEP) -> float:
+def _connectivity(P: Prepared, step: float = CONNECTIVITY_STEP, empty: str = "skip") -> float:
+    if empty not in EMPTY_LEVELS:
+        raise ValueError(f"empty: expected one of {EMPTY_LEVELS}, got {empty!r}")
     if P.n == 0:
         return 0.0
     thresholds = matlab_thresholds(step)
     if len(thresholds) > 255:
         raise ValueError(f"step: at most 254 thresholds are supported, got step={step}")
     impl = _connectivity_numba if P.fast else _connectivity_opencv
-    return float(impl(P, thresholds)) / 1000.0
+    return float(impl(P, thresholds, empty == "skip")) / 1000.0
 
 
-def connectivity_error(pred, gt, trimap, step: float = CONNECTIVITY_STEP) -> float:
+def connectivity_error(pred, gt, trimap, step: float = CONNECTIVITY_STEP, empty: str = "skip") -> float:
     """Connectivity error over the unknown pixels, in thousands, as
     ``compute_connectivity_error.m`` (step 0.1, 4-connected largest component with
-    MATLAB's tie rule, theta 0.15). Notebook 07."""
-    return _connectivity(Prepared(pred, gt, trimap), step)
+    MATLAB's tie rule, theta 0.15). Notebook 07.
+
+    ``empty``: what a threshold level does where the two mattes share no pixel at all
+    (a prediction that never reaches the level anywhere the truth does). ``"skip"`` (the
+    default, the guard of the evaluation code everyone runs): the level and all above it are
+    skipped, so pixels in every non-empty level's largest component get ``l = 1`` -- and an
+    **all-zero prediction scores 0**, a perfect score. ``"disconnect"``: the definition of
+    Rhemann et al. (2009) -- ``l`` is the level at which a pixel loses its connection to the
+    source region, and at an empty level every pixel has lost it, so survivors get the previous
+    threshold (mmediting's choice); an all-zero prediction then costs the truth's mass above
+    theta. The two agree whenever the two mattes overlap at every threshold."""
+    return _connectivity(Prepared(pred, gt, trimap), step, empty)

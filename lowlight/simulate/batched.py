@@ -4,13 +4,28 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..color import linear_to_srgb, srgb_to_linear
-
-
 from .params import SimParams
 from .sensor import _gaussian_kernel1d, check_kernel_fits, motion_kernel
 
 
 # --------------------------------------------------------------------------- the same maths in torch
+
+
+def check_batch(batch) -> None:
+    """An RGB batch for the torch paths: a float tensor ``N x 3 x H x W`` in [0, 1], not empty;
+    clear errors naming ``batch`` otherwise."""
+    import torch
+
+    if not torch.is_tensor(batch) or batch.ndim != 4 or batch.shape[1] != 3:
+        shape = tuple(batch.shape) if torch.is_tensor(batch) else type(batch).__name__
+        raise ValueError(f"batch: expected a float tensor N x 3 x H x W in [0, 1], got {shape}")
+    if not batch.is_floating_point():
+        raise TypeError(f"batch: expected a floating-point tensor in [0, 1], got {batch.dtype}")
+    if batch.numel() == 0:
+        raise ValueError(f"batch: empty ({tuple(batch.shape)}); expected at least one image N x 3 x H x W "
+                         "with N, H, W >= 1")
+    if not torch.isfinite(batch).all() or batch.min() < 0 or batch.max() > 1:
+        raise ValueError("batch: values must be finite and lie in [0, 1]")
 
 
 def simulate_torch(batch, params: SimParams | Sequence[SimParams] | None = None, generator=None):
@@ -23,16 +38,7 @@ def simulate_torch(batch, params: SimParams | Sequence[SimParams] | None = None,
     import torch
     import torch.nn.functional as F
 
-    if not torch.is_tensor(batch) or batch.ndim != 4 or batch.shape[1] != 3:
-        shape = tuple(batch.shape) if torch.is_tensor(batch) else type(batch).__name__
-        raise ValueError(f"batch: expected a float tensor N x 3 x H x W in [0, 1], got {shape}")
-    if not batch.is_floating_point():
-        raise TypeError(f"batch: expected a floating-point tensor in [0, 1], got {batch.dtype}")
-    if batch.numel() == 0:
-        raise ValueError(f"batch: empty ({tuple(batch.shape)}); expected at least one image N x 3 x H x W "
-                         "with N, H, W >= 1")
-    if not torch.isfinite(batch).all() or batch.min() < 0 or batch.max() > 1:
-        raise ValueError("batch: values must be finite and lie in [0, 1]")
+    check_batch(batch)
     n = batch.shape[0]
     if params is None:
         params = SimParams()

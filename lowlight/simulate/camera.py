@@ -43,8 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..color import LUMA_WEIGHTS, check_image, linear_to_srgb
-from .params import MAX_GAIN, PARAM_RANGES, SimParams, _as_rng, _is_real, noise_model, sample_params
+from ..color import LUMA_WEIGHTS, check_image
+from .params import MAX_GAIN, SimParams, _as_rng, _is_real, noise_model, sample_params
 from .sensor import _gaussian_kernel1d, _gaussian_radius, simulate
 
 __all__ = ["CameraParams", "CAMERA_RANGES", "DENOISERS", "TONE_CURVES", "STAGES", "camera_pipeline",
@@ -158,12 +158,15 @@ CAMERA_RANGES: dict[str, object] = {
 }
 
 
-def sample_camera_params(rng=None, **overrides) -> CameraParams:
+def sample_camera_params(rng=None, sensor: SimParams | None = None, **overrides) -> CameraParams:
     """Draw :class:`CameraParams` from :data:`CAMERA_RANGES`; the sensor from
-    :func:`sample_params` (:data:`PARAM_RANGES`). Deterministic given ``rng``."""
+    :func:`sample_params` (:data:`PARAM_RANGES`), or ``sensor`` as given (the denoiser is then
+    tuned to that sensor's noise). Deterministic given ``rng``."""
     rng = _as_rng(rng)
     r = CAMERA_RANGES
-    sensor = sample_params(rng)
+    if sensor is not None and not isinstance(sensor, SimParams):
+        raise TypeError(f"sensor: expected SimParams or None, got {type(sensor).__name__}")
+    sensor = sample_params(rng) if sensor is None else sensor
 
     def pick(weights):
         keys = list(weights)
@@ -400,17 +403,9 @@ def camera_pipeline_torch(batch, params: CameraParams | Sequence[CameraParams] |
     import torch
     import torch.nn.functional as F
 
-    from .batched import simulate_torch
+    from .batched import check_batch, simulate_torch
 
-    if not torch.is_tensor(batch) or batch.ndim != 4 or batch.shape[1] != 3:
-        shape = tuple(batch.shape) if torch.is_tensor(batch) else type(batch).__name__
-        raise ValueError(f"batch: expected a float tensor N x 3 x H x W in [0, 1], got {shape}")
-    if not batch.is_floating_point():
-        raise TypeError(f"batch: expected a floating-point tensor in [0, 1], got {batch.dtype}")
-    if batch.numel() == 0:
-        raise ValueError(f"batch: empty ({tuple(batch.shape)})")
-    if not torch.isfinite(batch).all() or batch.min() < 0 or batch.max() > 1:
-        raise ValueError("batch: values must be finite and lie in [0, 1]")
+    check_batch(batch)
     n, _, h, w = batch.shape
     if params is None or isinstance(params, CameraParams):
         plist = [_check_params(params)] * n

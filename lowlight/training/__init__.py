@@ -15,7 +15,7 @@ cli           ``python -m lowlight.training``, the article's ``train.py``
 """
 from ..data import finetune_llmatte
 from .data import FinetuneSet, build_finetune_set, make_datasets, scene_crops
-from .recipe import MODNET_RECIPES, finetune_modnet, train_cvunet
+from .recipe import INPUTS, MODNET_RECIPES, finetune_modnet, train_cvunet
 from .stages import (ARTICLE_LRS, STAGE_TRAIN, StageSpec, apply_stage_freezing, article_stages, baseline_stage,
                      one_stage, trainable_summary)
 from .trainer import CollapseError, StageResult, Trainer
@@ -24,5 +24,5 @@ __all__ = [
     "StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "article_stages", "one_stage", "baseline_stage",
     "apply_stage_freezing", "trainable_summary", "Trainer", "StageResult", "CollapseError",
     "make_datasets", "FinetuneSet", "build_finetune_set", "finetune_llmatte", "scene_crops",
-    "MODNET_RECIPES", "finetune_modnet", "train_cvunet",
+    "INPUTS", "MODNET_RECIPES", "finetune_modnet", "train_cvunet",
 ]

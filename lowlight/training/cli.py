@@ -53,6 +53,8 @@ def _parse(argv):
                     help="with --use-dynamic-loss: the article's per-batch rule, or per sample")
     ap.add_argument("--signal", default="alpha+distill", choices=["alpha+distill", "distill"],
                     help="MODNet: true alpha + self-distillation, or self-distillation only")
+    ap.add_argument("--inputs", default="raw+processed", choices=["raw+processed", "raw"],
+                    help="MODNet: low-light draws as raw frames and phone-processed photos, or raw frames only")
     ap.add_argument("--llie", default=None, choices=["zerodce"], help="put a pretrained LLIE in front")
     ap.add_argument("--llie-checkpoint", default=None, help="the LLIE's weights (notebook 04's zerodce.pt)")
     ap.add_argument("--pretrained", default="yes",
@@ -177,7 +179,8 @@ def _train(args, prof, family, out: Path, device, seed: int) -> int:
         else:
             from ..data import LLMatteDataset
 
-            train_ds = build_finetune_set(prof, signal=args.signal, seed=seed)
+            train_ds = build_finetune_set(prof, signal=args.signal, seed=seed).with_processed(
+                prof.ft_processed if args.inputs == "raw+processed" else 0.0)
             val_ds = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
         res = tr.run_stage(spec, train_ds, val_ds, stage_index=index[spec.name], resume=args.resume)
         tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "

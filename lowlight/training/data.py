@@ -8,7 +8,13 @@ The MODNet fine-tune learns from three signals, all built here:
     for its *low-light* version. No label is needed, so any photo a user has will do; the course
     uses people-free scenes shipped with scikit-image (a model that hallucinates a person into a
     dark kitchen learns not to), and, with ``signal="distill"``, the LL-Matte portraits too;
-(c) **normal-light inputs** in ``normal_fraction`` (20 %) of the draws, against forgetting.
+(c) **normal-light inputs** in ``normal_fraction`` (20 %) of the draws, against forgetting;
+(d) **phone-processed night photos** in ``processed_fraction`` of the low-light draws: the same
+    exposure after a phone's auto-exposure gain, denoising, sharpening and JPEG
+    (:func:`lowlight.simulate.camera_pipeline`) -- what a matting service actually receives.
+    NL-means costs about 0.2 s per 256-pixel image on a CPU, too slow for every draw, so each
+    image has one processed version made once: LL-Matte stores one per portrait
+    (``processed=True``), the scene crops get theirs when the set is built.
 
 Every draw of a sample is deterministic: sample ``i`` in epoch ``e`` of a set seeded ``s``
 darkens with ``SeedSequence([s, e, i])`` (random exposure in ``[-7, -2]`` EV, sensor and cast
@@ -27,7 +33,7 @@ from torch.utils.data import Dataset
 from .. import config
 from ..data import finetune_llmatte
 
-__all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "build_finetune_set",
+__all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "processed_scenes", "build_finetune_set",
            "SIGNALS", "FT_EV_RANGE"]
 
 #: what the MODNet fine-tune learns from: true alpha where known + teacher elsewhere, or teacher only
@@ -116,19 +122,30 @@ class FinetuneSet(Dataset):
     teacher's elsewhere; ``"distill"`` -- the teacher's everywhere. Items are the dicts of
     :mod:`lowlight.data.datasets` (``image``, ``alpha``, ``valid``, ``meta``); ``set_epoch`` changes
     the draw; :meth:`with_seed` / :meth:`with_signal` give views that share the images and targets.
+    ``processed``: per image ``None`` or ``(uint8 photo, ev)``, its phone-processed low-light version
+    and the exposure it was taken at; ``processed_fraction`` of the low-light draws of an image that
+    has one use it (:meth:`with_processed` changes the fraction).
     """
 
     def __init__(self, images, teacher, alphas=None, signal: str = "alpha+distill", seed: int = 0,
-                 normal_fraction: float = 0.2, ev_range: tuple[float, float] = FT_EV_RANGE, crop: int | None = None):
+                 normal_fraction: float = 0.2, ev_range: tuple[float, float] = FT_EV_RANGE, crop: int | None = None,
+                 processed=None, processed_fraction: float = 0.0):
         alphas = list(alphas) if alphas is not None else [None] * len(images)
-        if not (len(images) == len(teacher) == len(alphas)) or not images:
-            raise ValueError(f"FinetuneSet: images, teacher and alphas must be equal non-empty lists, got "
-                             f"{len(images)}, {len(teacher)}, {len(alphas)}")
+        processed = list(processed) if processed is not None else [None] * len(images)
+        if not (len(images) == len(teacher) == len(alphas) == len(processed)) or not images:
+            raise ValueError(f"FinetuneSet: images, teacher, alphas and processed must be equal non-empty lists, got "
+                             f"{len(images)}, {len(teacher)}, {len(alphas)}, {len(processed)}")
+        if not 0.0 <= processed_fraction <= 1.0:
+            raise ValueError(f"processed_fraction: expected a number in [0, 1], got {processed_fraction!r}")
+        for k, pr in enumerate(processed):
+            if pr is not None and (len(pr) != 2 or np.shape(pr[0]) != np.shape(images[k])):
+                raise ValueError(f"processed[{k}]: expected None or (uint8 image of shape {np.shape(images[k])}, ev)")
         if signal not in SIGNALS:
             raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
         if not 0.0 <= normal_fraction <= 1.0:
             raise ValueError(f"normal_fraction: expected a number in [0, 1], got {normal_fraction!r}")
         self.images, self.teacher, self.alphas = list(images), list(teacher), alphas
+        self.processed, self.processed_fraction = processed, float(processed_fraction)
         self.signal = signal
         self.seed, self.epoch = int(seed), 0
         self.normal_fraction = float(normal_fraction)
@@ -142,6 +159,11 @@ class FinetuneSet(Dataset):
         return len(self.images)
 
     @property
+    def n_processed(self) -> int:
+        """How many images have a phone-processed version."""
+        return sum(p is not None for p in self.processed)
+
+    @property
     def kinds(self) -> list[str]:
         """``"alpha"`` or ``"teacher"``: where each sample's target comes from."""
         return ["alpha" if (a is not None and self.signal == "alpha+distill") else "teacher" for a in self.alphas]
@@ -151,7 +173,7 @@ class FinetuneSet(Dataset):
 
     def _view(self, **changes) -> "FinetuneSet":
         kw = dict(signal=self.signal, seed=self.seed, normal_fraction=self.normal_fraction, ev_range=self.ev_range,
-                  crop=self.crop)
+                  crop=self.crop, processed=self.processed, processed_fraction=self.processed_fraction)
         kw.update(changes)
         return FinetuneSet(self.images, self.teacher, self.alphas, **kw)
 
@@ -163,6 +185,10 @@ class FinetuneSet(Dataset):
         """The same samples with another training signal (no teacher pass needed)."""
         return self._view(signal=signal)
 
+    def with_processed(self, fraction: float) -> "FinetuneSet":
+        """The same samples, ``fraction`` of the low-light draws phone-processed (0: raw frames only)."""
+        return self._view(processed_fraction=fraction)
+
     def __getitem__(self, i: int) -> dict:
         from ..simulate import sample_params, simulate
 
@@ -170,8 +196,13 @@ class FinetuneSet(Dataset):
         img = self.images[i]
         known = self.alphas[i] is not None and self.signal == "alpha+distill"
         target = self.alphas[i] if known else self.teacher[i]
+        version = "raw"
         if rng.random() < self.normal_fraction:
-            x, ev = img, 0.0
+            x, ev, version = img, 0.0, "normal"
+        elif (self.processed[i] is not None and self.processed_fraction > 0
+              and rng.random() < self.processed_fraction):
+            (x, ev), version = self.processed[i], "processed"
+            ev = float(ev)
         else:
             ev = float(rng.uniform(*self.ev_range))
             x = simulate(img, sample_params(rng, exposure=float(2.0 ** ev)), rng)
@@ -184,15 +215,32 @@ class FinetuneSet(Dataset):
         return {"image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255.0),
                 "alpha": torch.from_numpy(np.ascontiguousarray(target))[None],
                 "valid": torch.ones(1, *target.shape),
-                "meta": {"index": int(i), "kind": "alpha" if known else "teacher", "ev": ev}}
+                "meta": {"index": int(i), "kind": "alpha" if known else "teacher", "ev": ev, "input": version}}
+
+
+def processed_scenes(scenes: list[np.ndarray], seed: int = 0) -> list[tuple[np.ndarray, float]]:
+    """One phone-processed night version of each scene crop, ``(uint8 photo, ev)``: sensor and
+    processing drawn by :func:`lowlight.simulate.sample_camera_params` (its stream
+    ``SeedSequence([seed, 8_888, k])`` for crop ``k``), exposure in :data:`FT_EV_RANGE`."""
+    from ..simulate import camera_pipeline, sample_camera_params, sample_params
+
+    out = []
+    for k, img in enumerate(scenes):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 8_888, k]))
+        ev = float(rng.uniform(*FT_EV_RANGE))
+        cam = sample_camera_params(rng, sensor=sample_params(rng, exposure=float(2.0 ** ev)))
+        out.append((camera_pipeline(img, cam, rng), ev))
+    return out
 
 
 def build_finetune_set(profile: config.Profile | str | None = None, teacher: torch.nn.Module | None = None,
                        signal: str = "alpha+distill", seed: int = 0, progress: bool = False) -> FinetuneSet:
     """The MODNet fine-tuning set of ``profile``: its LL-Matte portraits (with their true matte) plus
-    people-free scene crops, and ``teacher``'s matte of every image (computed once, here).
-    ``teacher`` defaults to MODNet as shipped. Use :meth:`FinetuneSet.with_signal` for the other
-    signal rather than building again."""
+    people-free scene crops, ``teacher``'s matte of every image (computed once, here) and one
+    phone-processed low-light version of every image (LL-Matte's stored one; made here for the
+    scenes), used in ``profile.ft_processed`` of the low-light draws. ``teacher`` defaults to MODNet
+    as shipped. Use :meth:`FinetuneSet.with_signal` / :meth:`~FinetuneSet.with_processed` for
+    other variants rather than building again."""
     from ..data import LLMatteDataset
 
     p = config.as_profile(profile)
@@ -202,10 +250,11 @@ def build_finetune_set(profile: config.Profile | str | None = None, teacher: tor
         from ..models import create_model
 
         teacher = create_model("modnet")
-    ds = LLMatteDataset("train", p, mode="normal", path=finetune_llmatte(p, progress), seed=seed)
+    ds = LLMatteDataset("train", p, mode="low", path=finetune_llmatte(p, progress), seed=seed, low="processed")
     raw = [ds.raw(i, None) for i in range(len(ds))]
     scenes = scene_crops(p.ft_size, p.ft_scene_crops, seed=p.seed)
     images = [r["normal"] for r in raw] + scenes
     alphas = [r["alpha"].astype(np.float32) / 255.0 for r in raw] + [None] * len(scenes)
+    processed = [(r["low"], float(r["meta"]["ev"])) for r in raw] + processed_scenes(scenes, seed=p.seed)
     return FinetuneSet(images, _teacher_mattes(teacher.eval(), images), alphas, signal=signal, seed=seed,
-                       crop=p.ft_crop)
+                       crop=p.ft_crop, processed=processed, processed_fraction=p.ft_processed)

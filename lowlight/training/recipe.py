@@ -19,9 +19,12 @@ from ..io import atomic_write_json, load_model_weights, weights_digest
 from .stages import article_stages, baseline_stage, one_stage
 from .trainer import Trainer, dist_info
 
-__all__ = ["MODNET_RECIPES", "finetune_modnet", "train_cvunet", "BASELINE_LAMBDAS"]
+__all__ = ["MODNET_RECIPES", "INPUTS", "finetune_modnet", "train_cvunet", "BASELINE_LAMBDAS"]
 
 MODNET_RECIPES = ("staged", "onestage", "staged_llie")
+#: the low-light inputs of the MODNet fine-tune: raw sensor frames and phone-processed photos
+#: (``profile.ft_processed`` of the draws), or raw frames only (the control)
+INPUTS = ("raw+processed", "raw")
 
 #: CV-UNet's original is trained with MSE + L1 (the article does not say how CV-UNet was trained;
 #: these two converge fastest on a short budget); fine-tuning then uses the article's loss
@@ -37,13 +40,16 @@ def _llie_path(prof: config.Profile, llie_checkpoint) -> Path:
 
 
 def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "staged", seed: int = 0,
-                    signal: str = "alpha+distill", train_set=None, val_set=None, out: str | Path | None = None,
+                    signal: str = "alpha+distill", inputs: str = "raw+processed", train_set=None, val_set=None,
+                    out: str | Path | None = None,
                     device=None, amp: str = "auto", dynamic: str | None = "sample", resume: bool = False,
                     llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
 
     ``train_set``: a :class:`~lowlight.training.data.FinetuneSet` (built when ``None``; pass one to
-    share the teacher's targets between runs), used with ``seed`` and ``signal``.
+    share the teacher's targets between runs), used with ``seed``, ``signal`` and ``inputs``
+    (``"raw+processed"``: ``profile.ft_processed`` of the low-light draws are phone-processed
+    photos; ``"raw"``: sensor frames only -- the run folder then ends in ``_raw``).
     ``val_set``: validation samples with true alpha (default: the fine-tuning LL-Matte's
     validation split, low light). The loss is the article's (MSE + SSIM + edge) with per-sample
     brightness weights (``dynamic="sample"``); batch-norm statistics stay as shipped.
@@ -56,21 +62,26 @@ def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "
     prof = config.as_profile(profile)
     if recipe not in MODNET_RECIPES:
         raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
     config.seed_everything(seed)
     llie = "zerodce" if recipe == "staged_llie" else None
     model = create_model("modnet", pretrained=True, llie=llie,
                          llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
     if train_set is None:
         train_set = build_finetune_set(prof, signal=signal, seed=seed)
-    train_set = train_set.with_seed(seed).with_signal(signal)
+    train_set = train_set.with_seed(seed).with_signal(signal).with_processed(
+        prof.ft_processed if inputs == "raw+processed" else 0.0)
     if val_set is None:
         val_set = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
-    tag = recipe if signal == "alpha+distill" else f"{recipe}_{signal}"
+    tag = (recipe + ("" if signal == "alpha+distill" else f"_{signal}")
+           + ("" if inputs == "raw+processed" else f"_{inputs}"))
     run = Path(out) if out else config.RunLayout.of(prof).train_dir("modnet", tag, seed)
     tr = Trainer(model, run, prof, device=device, amp=amp, dynamic=dynamic, batch_size=prof.ft_batch,
                  num_workers=0, seed=seed, log=log)
     stages = article_stages(prof, "modnet") if recipe != "onestage" else [one_stage(prof)]
-    summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "seed": seed,
+    summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "inputs": inputs,
+               "processed_fraction": train_set.processed_fraction, "seed": seed,
                "train_samples": len(train_set), "stages": []}
     for i, spec in enumerate(stages, start=1):
         r = tr.run_stage(spec, train_set, val_set, stage_index=i, resume=resume)

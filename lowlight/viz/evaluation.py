@@ -85,6 +85,8 @@ def plot_examples(matters: Mapping[str, Callable], item: dict, evs: Sequence[flo
                   reference: str = "original", title: str = ""):
     """One test item at several exposures: the input (brightened for display), then each row's matte
     and its error map against the target (true alpha, or ``reference``'s matte of the clean image).
+    An entry of ``evs`` is ``CLEAN``, an EV (the raw frame, :func:`~lowlight.evaluation.darken`) or
+    ``(ev, render, label)`` for another rendering (e.g. ``(-5.0, E.phone, "phone")``).
     Returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -101,12 +103,13 @@ def plot_examples(matters: Mapping[str, Callable], item: dict, evs: Sequence[flo
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for i, ev in enumerate(evs):
-        x = img if ev == CLEAN else darken(img, ev, seed, item["name"])
+    for i, cond in enumerate(evs):
+        ev, render, how = cond if isinstance(cond, tuple) else (cond, darken, "")
+        x = img if ev == CLEAN else render(img, ev, seed, item["name"])
         shown, gain = brighten(x, 0.4, max_gain=60.0)
         axes[i, 0].imshow(shown)
-        axes[i, 0].set_title(("clean" if ev == CLEAN else f"EV {ev:g}") + (f" (x{gain:.0f} shown)" if gain > 1.5 else ""),
-                             fontsize=7)
+        axes[i, 0].set_title(("clean" if ev == CLEAN else f"EV {ev:g}") + (f", {how}" if how else "")
+                             + (f" (x{gain:.0f} shown)" if gain > 1.5 else ""), fontsize=7)
         for j, row in enumerate(rows):
             pred = quantize_alpha(matters[row](x))
             m = all_metrics(pred, gt, tri)

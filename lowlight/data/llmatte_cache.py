@@ -1,0 +1,268 @@
+"""LL-Matte on disk: building the cache under ``data/llmatte/``, its manifest, reading and
+verifying stored samples, and the fine-tuning variant (notebooks 01 and 06). The layout and the
+cache key are described in :mod:`lowlight.data.llmatte`, which makes the samples."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import config
+from ..io import atomic_write_text
+from .llmatte import KINDS, PROCESSED, SPLITS, LLMatteSpec, make_sample
+from .photos import photo_licences
+
+__all__ = ["FORMAT", "build_llmatte", "llmatte_dir", "load_manifest", "verify_llmatte", "read_sample",
+           "finetune_llmatte"]
+
+FORMAT = "llmatte/1"
+_SOURCE_FILES = ("_draw.py", "backgrounds.py", "compositing.py", "foregrounds.py", "llmatte.py", "llmatte_cache.py",
+                 "photos.py", "trimap.py")
+
+
+def _code_fingerprint(path: Path) -> bytes:
+    """The code of a module without comments and docstrings (its AST), so that editing prose
+    does not invalidate the cache but any change of behaviour does."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _SOURCE_FILES:
+        h.update(name.encode())
+        h.update(_code_fingerprint(here / name))
+    for path in sorted((here.parent / "simulate").glob("*.py")) + [here.parent / "color.py"]:
+        h.update(path.name.encode())
+        h.update(_code_fingerprint(path))
+    return h.hexdigest()
+
+
+def _cache_key(spec: LLMatteSpec) -> str:
+    blob = json.dumps({"format": FORMAT, "spec": spec.to_dict(), "source": _source_hash()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def llmatte_dir(profile=None, root: str | Path | None = None, **changes) -> Path:
+    """Where the data of ``profile`` (plus ``changes`` to its :class:`LLMatteSpec`) lives:
+    ``<root>/<profile>-<key>`` with ``root`` defaulting to ``data/llmatte``."""
+    spec = LLMatteSpec.from_profile(profile, **changes)
+    name = profile.name if isinstance(profile, config.Profile) else config.profile_name(profile)
+    return Path(root or config.DATA_DIR / "llmatte") / f"{name}-{_cache_key(spec)}"
+
+
+def _png_bytes(img: np.ndarray) -> bytes:
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:  # pragma: no cover - cv2 always encodes uint8 PNG
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _write_sample(out: Path, sample: dict) -> dict:
+    sid = sample["meta"]["id"]
+    split = sample["meta"]["split"]
+    hashes = {}
+    for kind in KINDS + ((PROCESSED,) if PROCESSED in sample else ()):
+        data = _png_bytes(sample[kind])
+        (out / split / kind / f"{sid}.png").write_bytes(data)
+        hashes[kind] = hashlib.sha256(data).hexdigest()
+    return hashes
+
+
+def _generate_one(args):
+    index, split, spec = args
+    s = make_sample(index, split, spec.size(split), spec.seed, spec.lowlight,
+                    family_weights=dict(spec.family_weights), trimap_width=spec.trimap_width,
+                    backlit_clipped=spec.backlit_clipped, processed=spec.processed)
+    return s
+
+
+def _is_complete(path: Path) -> bool:
+    man = path / "manifest.json"
+    if not man.is_file():
+        return False
+    try:
+        m = json.loads(man.read_text())
+    except (OSError, ValueError):
+        return False
+    for split, items in m.get("splits", {}).items():
+        for it in items:
+            for kind in it.get("files", KINDS):
+                if not (path / split / kind / f"{it['id']}.png").is_file():
+                    return False
+    return True
+
+
+def build_llmatte(profile=None, root: str | Path | None = None, force: bool = False,
+                  progress: bool = True, verbose: bool = True, workers: int | None = None,
+                  clean_stale: bool = False, **changes) -> Path:
+    """Generate (or find cached) LL-Matte data for ``profile``; returns its folder.
+
+    The folder name carries a hash of the parameters and of the generator's source, so a
+    finished folder is reused as is and anything else is regenerated.  Generation writes
+    into a temporary folder that is renamed into place when complete (a crash or a
+    concurrent run never leaves half a data set behind), shows a tqdm progress bar and
+    prints the speed.  ``workers > 1`` generates in that many processes (same bytes);
+    ``None`` takes the profile's ``num_workers`` (1 on ``smoke``/``quick``, 8 on ``full``),
+    capped by the CPU count.
+    ``clean_stale=True`` removes folders that an older version of this generator made for the
+    *same* spec (same profile and parameters, another source hash); other variants and any
+    folder the course did not generate are never touched.  ``changes`` go
+    to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01.
+    """
+    spec = LLMatteSpec.from_profile(profile, **changes)
+    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    name = prof.name
+    if workers is None:
+        workers = max(1, min(prof.num_workers, os.cpu_count() or 1))
+    base = Path(root or config.DATA_DIR / "llmatte")
+    key = _cache_key(spec)
+    path = base / f"{name}-{key}"
+    if path.is_dir() and not force and _is_complete(path):
+        if verbose:
+            print(f"LL-Matte ({name}): using cached {path}")
+        return path
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{name}-{key}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for split in SPLITS:
+        for kind in spec.kinds:
+            (tmp / split / kind).mkdir(parents=True, exist_ok=True)
+    jobs = [(i, split, spec) for split in SPLITS for i in range(spec.count(split))]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=f"LL-Matte {name}", unit="img", disable=not progress,
+               file=sys.stderr, mininterval=0.5)
+    manifest_splits: dict[str, list] = {s: [] for s in SPLITS}
+    t0 = time.perf_counter()
+    try:
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ctx.Pool(workers) as pool:
+                for s in pool.imap(_generate_one, jobs, chunksize=8):
+                    files = _write_sample(tmp, s)
+                    manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
+                    bar.update(1)
+        else:
+            for job in jobs:
+                s = _generate_one(job)
+                files = _write_sample(tmp, s)
+                manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
+                bar.update(1)
+    except BaseException:
+        bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    bar.close()
+    seconds = time.perf_counter() - t0
+    n = len(jobs)
+    manifest = {
+        "format": FORMAT, "profile": name, "key": key, "seed": spec.seed, "spec": spec.to_dict(),
+        "source_hash": _source_hash(), "n": {s: spec.count(s) for s in SPLITS},
+        "sizes": {s: spec.size(s) for s in SPLITS},
+        "generation": {"seconds": round(seconds, 3), "samples_per_s": round(n / max(seconds, 1e-9), 2),
+                       "workers": workers, "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        "licences": {"generated data": "CC0 (procedural, this course)", **photo_licences()},
+        "splits": manifest_splits,
+    }
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    if path.exists() and (force or not _is_complete(path)):
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        # a concurrent run finished the same data first: keep its folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _is_complete(path):
+            raise
+    if verbose:
+        print(f"LL-Matte ({name}): generated {n} samples "
+              f"(train {spec.n_train} @ {spec.image_size}px, val {spec.n_val} + test {spec.n_test} "
+              f"@ {spec.eval_size}px) in {seconds:.1f} s = {n / max(seconds, 1e-9):.1f} samples/s -> {path}")
+    if clean_stale:
+        for other in base.glob(f"{name}-*"):
+            if other == path or not other.is_dir():
+                continue
+            try:
+                m = json.loads((other / "manifest.json").read_text())
+            except (OSError, ValueError):
+                continue                                  # not ours: never touched
+            if (m.get("format") == FORMAT and m.get("profile") == name and m.get("spec") == spec.to_dict()
+                    and m.get("source_hash") != _source_hash()):
+                shutil.rmtree(other, ignore_errors=True)
+    return path
+
+
+def load_manifest(path: str | Path) -> dict:
+    """The ``manifest.json`` of an LL-Matte folder (clear error when it is not one)."""
+    path = Path(path)
+    man = path / "manifest.json"
+    if not man.is_file():
+        raise FileNotFoundError(f"{man}: no LL-Matte manifest here; build one with lowlight.data.build_llmatte()")
+    m = json.loads(man.read_text())
+    if m.get("format") != FORMAT:
+        raise ValueError(f"{man}: format {m.get('format')!r}, expected {FORMAT!r}")
+    return m
+
+
+def verify_llmatte(path: str | Path) -> list[str]:
+    """Re-hash every file of an LL-Matte folder; returns the files whose SHA-256 differs
+    from the manifest (empty list: intact)."""
+    path = Path(path)
+    m = load_manifest(path)
+    bad = []
+    for split, items in m["splits"].items():
+        for it in items:
+            for kind, digest in it["files"].items():
+                f = path / split / kind / f"{it['id']}.png"
+                if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+                    bad.append(str(f))
+    return bad
+
+
+def read_sample(path: str | Path, split: str, sample_id: str) -> dict:
+    """One stored sample as uint8 arrays ``normal``, ``low`` (HxWx3), ``alpha``, ``trimap`` (HxW),
+    and ``processed`` (HxWx3) when the folder has that version."""
+    from .folders import read_alpha, read_image
+
+    base = Path(path) / split
+    out = {
+        "normal": read_image(base / "normal" / f"{sample_id}.png"),
+        "low": read_image(base / "low" / f"{sample_id}.png"),
+        "alpha": read_alpha(base / "alpha" / f"{sample_id}.png"),
+        "trimap": read_alpha(base / "trimap" / f"{sample_id}.png"),
+    }
+    if (base / PROCESSED / f"{sample_id}.png").is_file():
+        out[PROCESSED] = read_image(base / PROCESSED / f"{sample_id}.png")
+    return out
+
+
+def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
+    """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
+    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples, each low-light frame
+    also phone-processed (``processed=True``). Built once, cached."""
+    p = config.as_profile(profile)
+    n_train, n_val, n_test = p.ft_n
+    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
+                         n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0},
+                         processed=True)
