@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lowlight import config
+from lowlight import config, metrics
 from lowlight import evaluation as E
 from lowlight.color import LUMA_WEIGHTS, luminance
 from lowlight.data import LLMatteDataset
@@ -180,6 +180,20 @@ def test_score_grid_with_stub_matters_gives_the_hand_computed_numbers():
     assert list(means["half"]) == [E.CLEAN, 0.0, -3.0]
     assert means["luma"][-3.0] == pytest.approx(np.mean([x["sad_image"] for x in recs
                                                          if x["model"] == "luma" and x["ev"] == -3.0]))
+
+
+def test_score_grid_records_both_connectivity_rules():
+    item = _item()
+    zero = lambda img: np.zeros(img.shape[:2], np.float32)          # noqa: E731 - a model that gives up
+    recs = E.score_grid({"zero": zero, "truth": lambda img: item["alpha"] / 255.0}, [item], evs=(-3.0,))
+    assert "conn_disconnect" in E.ALL_METRICS
+    for r in recs:
+        want = metrics.connectivity_error(np.zeros_like(item["alpha"]) if r["model"] == "zero" else item["alpha"],
+                                          item["alpha"], item["trimap"], empty="disconnect")
+        assert r["conn_disconnect"] == want
+    z = [r for r in recs if r["model"] == "zero"]
+    assert all(r["connectivity"] == 0.0 and r["conn_disconnect"] > 0.01 and r["sad"] > 0.01 for r in z)
+    assert all(r["connectivity"] == r["conn_disconnect"] == 0.0 for r in recs if r["model"] == "truth")
 
 
 def test_score_grid_without_a_matte_uses_the_reference_rows_clean_matte():
