@@ -43,7 +43,7 @@ class Profile:
     lr_scale: float = 1.0      # multiplies CV-UNet's stage learning rates (short schedules need larger steps)
     # -- the MODNet fine-tune (notebooks 06-07)
     ft_size: int = 256         # side of its LL-Matte portraits and scene crops
-    ft_crop: int | None = 160  # random training crops of that side (None: whole images); evaluation uses ft_size
+    ft_crop: int | None = 192  # random training crops of that side (None: whole images); evaluation uses ft_size
     ft_n: tuple[int, int, int] = (160, 16, 24)   # its LL-Matte portraits: train, val, test
     ft_scene_crops: int = 10   # people-free crops per scene photo (self-distillation)
     ft_batch: int = 4
