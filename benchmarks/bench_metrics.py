@@ -50,6 +50,17 @@ TOLERANCE = {"sad": 1e-12, "mse": 1e-12, "gradient": 1e-9, "connectivity": 1e-12
 PUBLIC_PORTS = {"sad": 0.012, "mse": 0.012, "gradient": 0.29, "connectivity": 0.31}
 
 
+
+def _band_trimap(gt8: np.ndarray, k: int) -> np.ndarray:
+    """A trimap whose unknown band is the matte's soft region widened by a ``k``-pixel elliptical kernel."""
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    sure_fg = cv2.erode((gt8 == 255).astype(np.uint8), disk)
+    maybe = cv2.dilate((gt8 > 0).astype(np.uint8), disk)
+    trimap = np.full(gt8.shape, 128, np.uint8)
+    trimap[maybe == 0] = 0
+    trimap[sure_fg == 1] = 255
+    return trimap
+
 def _strand(canvas, x, y, angle, n, turn, step, lo, rng) -> None:
     """Draw one hair-like strand of ``n`` segments (anti-aliased, sub-pixel) into ``canvas``: the
     direction turns by normal(0, ``turn``) each step; the strand's opacity is uniform in [``lo``, 1]."""
@@ -104,12 +115,7 @@ def make_case(size: int = 2048, seed: int = 0, pred_dtype: str = "uint8"):
     gt8 = np.clip(np.round(gt * 255), 0, 255).astype(np.uint8)
 
     k = max(int(50 * s) | 1, 3)                              # wide unknown band
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    sure_fg = cv2.erode((gt8 == 255).astype(np.uint8), disk)
-    maybe = cv2.dilate((gt8 > 0).astype(np.uint8), disk)
-    trimap = np.full((h, w), 128, np.uint8)
-    trimap[maybe == 0] = 0
-    trimap[sure_fg == 1] = 255
+    trimap = _band_trimap(gt8, k)
 
     low = cv2.resize(rng.normal(0, 1, (16, 16)).astype(np.float32), (w, h),
                      interpolation=cv2.INTER_CUBIC)
@@ -153,12 +159,7 @@ def make_portrait_case(size: int = 2048, seed: int = 11, pred_dtype: str = "uint
     gt8 = np.clip(np.round(gt * 255), 0, 255).astype(np.uint8)
 
     k = max(int(151 * s) | 1, 3)                              # ~39 % unknown at 2048^2
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    sure_fg = cv2.erode((gt8 == 255).astype(np.uint8), disk)
-    maybe = cv2.dilate((gt8 > 0).astype(np.uint8), disk)
-    trimap = np.full((h, w), 128, np.uint8)
-    trimap[maybe == 0] = 0
-    trimap[sure_fg == 1] = 255
+    trimap = _band_trimap(gt8, k)
 
     shift = np.float32([[1, 0, 1.5 * s], [0, 1, -1.0 * s]])
     pred = cv2.warpAffine(gt, shift, (w, h), borderMode=cv2.BORDER_REPLICATE)
