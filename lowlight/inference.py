@@ -2,17 +2,22 @@
 
 ``predict_batch`` runs a model over an RGB batch in chunks; ``matte_image`` mattes one uint8
 photo at (up to) its own size; ``ImageMatter`` wraps a model as ``uint8 RGB -> float alpha``,
-the interface the stress test and the real-photo evaluation use. Conversions between uint8
-images and [0, 1] tensors are defined here once.
+the interface the stress test and the real-photo evaluation use; ``BrightnessSwitch`` routes each
+image to the original or the fine-tuned model by its mean luminance (the deployable form of §7).
+Conversions between uint8 images and [0, 1] tensors are defined here once.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .color import mean_luminance
+
 __all__ = ["image_to_tensor", "to_uint8_image", "model_device", "predict_batch", "matte_image", "ImageMatter",
-           "enhance_uint8"]
+           "enhance_uint8", "BrightnessSwitch"]
 
 
 def image_to_tensor(img: np.ndarray, device=None) -> torch.Tensor:
@@ -117,3 +122,39 @@ def enhance_uint8(llie: nn.Module, img: np.ndarray) -> np.ndarray:
     finally:
         llie.train(was)
     return to_uint8_image(y[0])
+
+
+class BrightnessSwitch(nn.Module):
+    """§7's deployment advice as a model: images whose mean Rec. 709 luminance is below
+    ``threshold`` go to ``low_model`` (the fine-tuned one), the others to ``normal_model``
+    (the original). ``forward(x)`` returns alpha like either model; :meth:`route` says where each
+    image of a batch goes and :meth:`is_dark` decides for one luminance (``lowlight.predict``
+    uses it per image). The threshold is chosen on validation data by
+    :func:`lowlight.evaluation.choose_threshold`. Notebook 07."""
+
+    def __init__(self, normal_model: nn.Module, low_model: nn.Module, threshold: float):
+        super().__init__()
+        if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+        self.normal_model = normal_model
+        self.low_model = low_model
+        self.threshold = float(threshold)
+
+    def is_dark(self, luma: float) -> bool:
+        """Whether an image of mean luminance ``luma`` goes to the low-light model."""
+        return float(luma) < self.threshold
+
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean N: True where the image goes to the low-light model."""
+        return mean_luminance(x) < self.threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.route(x)
+        out = None
+        for mask, model in ((low, self.low_model), (~low, self.normal_model)):
+            if bool(mask.any()):
+                a = model(x[mask])
+                if out is None:
+                    out = a.new_empty((x.shape[0], *a.shape[1:]))
+                out[mask] = a
+        return out

@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["IMAGE_EXTENSIONS", "atomic_path", "remove_stale_temps", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
-           "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model_weights",
-           "weights_digest"]
+           "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "weights_digest"]
 
 #: file suffixes read as images (data folders, ``predict``)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -222,18 +221,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path}: expected a dict with a 'model' state dict "
                               "(a checkpoint written by `python -m lowlight.training`)")
-    return state
-
-
-def load_model_weights(model, path: str | os.PathLike) -> dict:
-    """Load a checkpoint's model weights into ``model`` (strict); returns the checkpoint."""
-    state = load_checkpoint(path)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit this model "
-                              f"(saved for model {state.get('model_name', '?')!r}; {first[:300]})") from None
     return state
 
 

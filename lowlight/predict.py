@@ -21,7 +21,7 @@ never write to the same output name. Exit status: 0 when every image was matted,
 failed (the rest were written), 1 when none was (all failed, or no image found), 2 for bad
 arguments or an unusable checkpoint.
 
-With ``--threshold`` the switch (:class:`lowlight.evaluation.switch.BrightnessSwitch`) measures
+With ``--threshold`` the switch (:class:`lowlight.inference.BrightnessSwitch`) measures
 each image's mean Rec. 709 luminance (of the gamma-encoded RGB, in [0, 1]) and sends images darker
 than the threshold to ``--low-light-checkpoint``; notebook 07 chooses the threshold on validation
 data and saves it in ``runs/<profile>/eval/switch.json``.
@@ -141,8 +141,7 @@ def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | P
     go to ``low_model``. Errors of single files are collected, never raised. Notebook 07."""
     from .color import luminance
     from .data import DataFolderError, read_image
-    from .evaluation.switch import BrightnessSwitch
-    from .inference import matte_image
+    from .inference import BrightnessSwitch, matte_image
     from .io import write_png
 
     if (low_model is None) != (threshold is None):

@@ -284,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        profile = config.profile_name(args.profile)
+        prof = config.get_profile(args.profile)          # resolved once; the notebooks get its name
     except ValueError as exc:
         ap.error(str(exc))
     if args.inplace and args.output_dir:
         ap.error("--inplace writes the source notebooks; it cannot be combined with --output-dir")
     if args.timeout is not None and args.timeout <= 0:
         ap.error(f"--timeout {args.timeout}: expected a positive number of seconds per cell")
-    timeout = args.timeout or (3600 if profile == "full" else 600)
+    timeout = args.timeout or (3600 if prof.name == "full" else 600)
     nb_dir = Path(args.notebooks_dir) if args.notebooks_dir else config.NOTEBOOKS_DIR
     if not nb_dir.is_dir():
         ap.error(f"--notebooks-dir {nb_dir}: not a folder" if args.notebooks_dir
@@ -306,13 +306,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     default_dir = nb_dir.resolve() == config.NOTEBOOKS_DIR.resolve()
     partial = not default_dir or len(notebooks) < len(every)
-    run_root = config.run_dir(profile)
+    run_root = config.run_dir(prof)
     out_dir = Path(args.output_dir) if args.output_dir else run_root / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = source_digest()
-    meta = provenance(profile, digest)
+    meta = provenance(prof.name, digest)
 
-    print(f"reproducing {len(notebooks)} notebook(s) on profile '{profile}' -> "
+    print(f"reproducing {len(notebooks)} notebook(s) on profile '{prof.name}' -> "
           f"{'the sources (in place)' if args.inplace else out_dir}", flush=True)
     results: list[Result] = []
     t_all = time.perf_counter()
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         out = nb if args.inplace else out_dir / nb.name
         print(f"[{i}/{len(notebooks)}] {nb.name:<40} ...", end="", flush=True)
-        r = run_one(nb, out, profile, timeout, inplace=args.inplace, meta=meta)
+        r = run_one(nb, out, prof.name, timeout, inplace=args.inplace, meta=meta)
         results.append(r)
         if r.status == "ok":
             print(f" ok      {r.seconds:7.1f} s", flush=True)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if changed:
         print("warning: the package's source changed during this run; the notebooks record the digest of "
               "the start, so re-run once the code is settled", file=sys.stderr)
-    payload = {"profile": profile, "total_seconds": round(total, 2),
+    payload = {"profile": prof.name, "total_seconds": round(total, 2),
                "python": platform.python_version(), "cpu_count": os.cpu_count(),
                "source_digest": digest, "source_changed_during_run": changed,
                "partial": partial, "only": args.only, "notebooks_dir": str(nb_dir),
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                "notebooks": [{k: (round(v, 2) if k == "seconds" else v) for k, v in asdict(r).items()} for r in results]}
     json_path, md_path = summary_paths(run_root, out_dir, partial, args.only)
     atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
-    md = summary_markdown(results, profile, total, digest, partial)
+    md = summary_markdown(results, prof.name, total, digest, partial)
     atomic_write_text(md_path, md)
     print("\n" + md)
     print(f"summary: {md_path} and .json" + (" (a partial run: the full run's summary "

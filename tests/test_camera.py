@@ -2,11 +2,12 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from lowlight import data, simulate as sim
+from lowlight import config, data, simulate as sim
 from lowlight.color import luminance, srgb_to_linear
 from lowlight.data.backgrounds import backlight_foreground, make_background
+
+SMOKE = config.get_profile("smoke")
 
 
 @pytest.fixture(scope="module")
@@ -162,44 +163,6 @@ def test_from_ev_and_sampling():
     assert sim.sample_camera_params(0, jpeg_quality=None).jpeg_quality is None
 
 
-# --------------------------------------------------------------------------- the torch path
-def test_torch_matches_numpy_without_noise(photo):
-    quiet = sim.SimParams(shot_noise="none", read_noise=0.0)
-    cams = [sim.CameraParams(sensor=quiet, denoise="none", jpeg_quality=None),
-            sim.CameraParams(sensor=quiet, tone_curve="s_curve", unsharp_amount=1.0, unsharp_radius=1.5),
-            sim.CameraParams(sensor=quiet, gain=4.0, denoise="bilateral", denoise_strength=6.0, jpeg_quality=60)]
-    batch = torch.from_numpy(photo).permute(2, 0, 1).float().div(255).unsqueeze(0).repeat(3, 1, 1, 1)
-    out, st = sim.camera_pipeline_torch(batch, cams, return_stages=True)
-    assert out.shape == batch.shape and out.dtype == batch.dtype and len(st["gain"]) == 3
-    for i, cam in enumerate(cams):
-        ref, ref_st = sim.camera_pipeline(photo, cam, rng=0, return_stages=True)
-        assert st["gain"][i] == pytest.approx(ref_st["gain"])
-        got = torch.round(out[i] * 255).permute(1, 2, 0).numpy().astype(int)
-        diff = np.abs(got - ref.astype(int))
-        assert diff.mean() < 0.05 and diff.max() <= 2, (i, diff.mean(), diff.max())
-
-
-def test_torch_gain_scales_the_noise_and_errors():
-    batch = torch.full((2, 3, 128, 128), 128 / 255)
-    gen = torch.Generator().manual_seed(0)
-    p = sim.CameraParams(target=0.5, denoise="none", jpeg_quality=None, unsharp_amount=0.0)
-    out, st = sim.camera_pipeline_torch(batch, p, generator=gen, return_stages=True)
-    g = st["gain"][0]
-    lin = srgb_to_linear(st["gained"].double())
-    a0, b0 = sim.noise_model(p.sensor)
-    mean, var = lin.mean(dim=(0, 2, 3)), lin.var(dim=(0, 2, 3))
-    for c in range(3):
-        assert float(var[c]) == pytest.approx((a0 * float(mean[c]) / g + b0) * g ** 2, rel=0.03)
-    with pytest.raises(ValueError, match="batch"):
-        sim.camera_pipeline_torch(torch.zeros(3, 8, 8))
-    with pytest.raises(TypeError, match="batch"):
-        sim.camera_pipeline_torch(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="batch: values"):
-        sim.camera_pipeline_torch(torch.full((1, 3, 8, 8), 2.0))
-    with pytest.raises(ValueError, match="params"):
-        sim.camera_pipeline_torch(torch.zeros(2, 3, 8, 8), [sim.CameraParams()])
-
-
 # --------------------------------------------------------------------------- backlit scenes
 def test_backlit_background_clips_and_darkens_the_subject():
     bg, info = make_background("backlit_clipped", 96, np.random.default_rng(0))
@@ -236,8 +199,8 @@ def test_backlit_option_changes_only_what_it_should():
     hair = data.make_sample(0, "train", 64, seed=1, family="hair", backlit_clipped=1.0)   # other families untouched
     assert np.array_equal(hair["normal"], data.make_sample(0, "train", 64, seed=1, family="hair")["normal"])
     # the cache key moves only when the option is used
-    assert data.llmatte_dir("smoke") == data.llmatte_dir("smoke", backlit_clipped=0.0)
-    assert data.llmatte_dir("smoke") != data.llmatte_dir("smoke", backlit_clipped=0.5)
+    assert data.llmatte_dir(SMOKE) == data.llmatte_dir(SMOKE, backlit_clipped=0.0)
+    assert data.llmatte_dir(SMOKE) != data.llmatte_dir(SMOKE, backlit_clipped=0.5)
     assert "backlit_clipped" not in data.LLMatteSpec().to_dict()
     assert data.LLMatteSpec(backlit_clipped=0.5).to_dict()["backlit_clipped"] == 0.5
     for bad in (-0.1, 1.5, "yes", True):
@@ -276,21 +239,21 @@ def _sensor_of(meta):
 
 
 def test_processed_llmatte_folder_and_dataset(tmp_path):
-    path = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1,
+    path = data.build_llmatte(SMOKE, root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1,
                               n_test=1, processed=True)
     assert (path / "train" / "processed").is_dir() and not data.verify_llmatte(path)
-    raw = data.LLMatteDataset("train", "smoke", path=path)
-    proc = data.LLMatteDataset("train", "smoke", path=path, low="processed")
+    raw = data.LLMatteDataset("train", SMOKE, path=path)
+    proc = data.LLMatteDataset("train", SMOKE, path=path, low="processed")
     r, p = raw.raw(0, None), proc.raw(0, None)
     assert np.array_equal(r["normal"], p["normal"]) and not np.array_equal(r["low"], p["low"])
     assert np.array_equal(p["low"], data.read_sample(path, "train", "train-00000")["processed"])
     # the default spec's folder has no processed version, and says how to get one
-    plain = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1, n_test=1)
+    plain = data.build_llmatte(SMOKE, root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1, n_test=1)
     assert plain != path and "processed" not in data.LLMatteSpec().to_dict()
     with pytest.raises(ValueError, match="no processed version"):
-        data.LLMatteDataset("train", "smoke", path=plain, low="processed")
+        data.LLMatteDataset("train", SMOKE, path=plain, low="processed")
     with pytest.raises(ValueError, match="low"):
-        data.LLMatteDataset("train", "smoke", path=path, low="phone")
+        data.LLMatteDataset("train", SMOKE, path=path, low="phone")
     with pytest.raises(ValueError, match="processed"):
         data.LLMatteSpec(processed=True, lowlight="article")
     with pytest.raises(ValueError, match="processed"):

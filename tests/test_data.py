@@ -30,7 +30,7 @@ def _h(*arrays) -> str:
 @pytest.fixture(scope="module")
 def smoke_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("llmatte")
-    path = data.build_llmatte("smoke", root=root, progress=False, verbose=False)
+    path = data.build_llmatte(SMOKE, root=root, progress=False, verbose=False)
     return root, path
 
 
@@ -153,6 +153,40 @@ def test_photos_load_offline():
     assert set(data.photo_licences()) <= set(data.PHOTOS) and all(lic for _, lic in data.PHOTOS.values())
 
 
+def test_matplotlibs_sample_photo_is_read_without_matplotlib():
+    """grace_hopper is a file of matplotlib's sample data: read with OpenCV, without importing
+    matplotlib, pixel for pixel what matplotlib's own reader gives."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hashlib; from lowlight.data import load_photo; im = load_photo('grace_hopper'); "
+            "print(hashlib.sha256(im.tobytes()).hexdigest(), 'matplotlib' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    digest, imported = r.stdout.split()
+    assert imported == "False"
+    import matplotlib.cbook
+    import matplotlib.image
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+        reference = np.ascontiguousarray(np.asarray(matplotlib.image.imread(fh, format="jpg"))[..., :3])
+    assert digest == _h(reference) and np.array_equal(data.load_photo("grace_hopper"), reference)
+
+
+def test_data_functions_take_a_resolved_profile(tmp_path):
+    calls = {"build_llmatte": lambda: data.build_llmatte("smoke", root=tmp_path),
+             "llmatte_dir": lambda: data.llmatte_dir(None),
+             "LLMatteDataset": lambda: data.LLMatteDataset("test", "smoke", path=tmp_path),
+             "finetune_llmatte": lambda: data.finetune_llmatte("smoke"),
+             "LLMatteSpec.from_profile": lambda: data.LLMatteSpec.from_profile(SMOKE.data)}
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match="argument 'profile' must be a lowlight.config.Profile"):
+            call()
+    assert not list(tmp_path.iterdir())
+    assert data.LLMatteSpec.from_profile(SMOKE) == data.LLMatteSpec(seed=0, image_size=64, eval_size=64, n_train=16,
+                                                                    n_val=8, n_test=8)
+
+
 # --------------------------------------------------------------------------- samples and cache
 def test_make_sample_is_a_pure_function_of_its_arguments():
     a = data.make_sample(7, "train", 64, seed=3)
@@ -180,7 +214,7 @@ def test_build_is_byte_identical_and_cached(smoke_build, tmp_path):
     root, path = smoke_build
     m1 = data.load_manifest(path)
     assert m1["seed"] == SMOKE.seed
-    for split, n in (("train", SMOKE.n_train), ("val", SMOKE.n_val), ("test", SMOKE.n_test)):
+    for split, n in (("train", SMOKE.data.n_train), ("val", SMOKE.data.n_val), ("test", SMOKE.data.n_test)):
         assert len(m1["splits"][split]) == n
         assert len(list((path / split / "low").glob("*.png"))) == n
     # exposure / simulator parameters of every sample are in the manifest
@@ -188,20 +222,20 @@ def test_build_is_byte_identical_and_cached(smoke_build, tmp_path):
     for k in ("ev", "exposure", "full_well", "read_noise", "family", "files"):
         assert k in it
     # a second build elsewhere gives the same bytes
-    path2 = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False)
+    path2 = data.build_llmatte(SMOKE, root=tmp_path, progress=False, verbose=False)
     m2 = data.load_manifest(path2)
     assert path2.name == path.name
     assert json.dumps(m1["splits"], sort_keys=True) == json.dumps(m2["splits"], sort_keys=True)
     # the cache is reused (nothing rewritten) while the parameters do not change
     stamp = (path / "manifest.json").stat().st_mtime_ns
-    assert data.build_llmatte("smoke", root=root, progress=False, verbose=False) == path
+    assert data.build_llmatte(SMOKE, root=root, progress=False, verbose=False) == path
     assert (path / "manifest.json").stat().st_mtime_ns == stamp
     assert data.verify_llmatte(path) == []
 
 
 def test_changed_parameters_rebuild_and_test_split_is_stable(smoke_build, tmp_path):
     root, path = smoke_build
-    other = data.build_llmatte("smoke", root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1)
+    other = data.build_llmatte(SMOKE, root=tmp_path, progress=False, verbose=False, n_train=2, n_val=1)
     assert other.name != path.name
     a, b = data.load_manifest(path), data.load_manifest(other)
     # the test split does not depend on how many training samples exist
@@ -214,8 +248,8 @@ def test_changed_parameters_rebuild_and_test_split_is_stable(smoke_build, tmp_pa
 
 def test_parallel_generation_gives_the_same_bytes(tmp_path):
     small = dict(n_train=3, n_val=1, n_test=4, progress=False, verbose=False)
-    one = data.build_llmatte("smoke", root=tmp_path / "one", workers=1, **small)
-    two = data.build_llmatte("smoke", root=tmp_path / "two", workers=2, **small)
+    one = data.build_llmatte(SMOKE, root=tmp_path / "one", workers=1, **small)
+    two = data.build_llmatte(SMOKE, root=tmp_path / "two", workers=2, **small)
     assert data.load_manifest(one)["splits"] == data.load_manifest(two)["splits"]
 
 
@@ -237,8 +271,8 @@ def test_llmatte_dataset_samples_and_collate(smoke_build):
     import torch
 
     _, path = smoke_build
-    ds = data.LLMatteDataset("test", profile="smoke", path=path)
-    assert len(ds) == SMOKE.n_test
+    ds = data.LLMatteDataset("test", profile=SMOKE, path=path)
+    assert len(ds) == SMOKE.data.n_test
     s = ds[0]
     assert s["image"].shape == (3, 64, 64) and s["image"].dtype == torch.float32
     assert s["normal"].shape == (3, 64, 64)
@@ -256,11 +290,11 @@ def test_modes_and_determinism_across_workers(smoke_build):
     import torch
 
     _, path = smoke_build
-    low = data.LLMatteDataset("train", profile="smoke", path=path, mode="low")
-    normal = data.LLMatteDataset("train", profile="smoke", path=path, mode="normal")
+    low = data.LLMatteDataset("train", profile=SMOKE, path=path, mode="low")
+    normal = data.LLMatteDataset("train", profile=SMOKE, path=path, mode="normal")
     assert torch.equal(normal[1]["image"], normal[1]["normal"])
     assert not torch.equal(low[1]["image"], low[1]["normal"])
-    mixed = data.LLMatteDataset("train", profile="smoke", path=path, mode="mixed", normal_fraction=0.5)
+    mixed = data.LLMatteDataset("train", profile=SMOKE, path=path, mode="mixed", normal_fraction=0.5)
     inputs = [mixed[i]["meta"]["input"] for i in range(len(mixed))]
     assert {"low", "normal"} == set(inputs)
     assert inputs == [mixed[i]["meta"]["input"] for i in range(len(mixed))]
@@ -271,7 +305,7 @@ def test_modes_and_determinism_across_workers(smoke_build):
     b2 = [b["image"] for b in data.make_loader(mixed, 4, shuffle=True, seed=1, num_workers=2)]
     assert all(torch.equal(x, y) for x, y in zip(b0, b2))
     with pytest.raises(ValueError, match="mode"):
-        data.LLMatteDataset("train", profile="smoke", path=path, mode="dark")
+        data.LLMatteDataset("train", profile=SMOKE, path=path, mode="dark")
 
 
 def test_transform_hook_albumentations_and_callable(smoke_build):
@@ -279,24 +313,24 @@ def test_transform_hook_albumentations_and_callable(smoke_build):
     import torch
 
     _, path = smoke_build
-    plain = data.LLMatteDataset("val", profile="smoke", path=path)
+    plain = data.LLMatteDataset("val", profile=SMOKE, path=path)
     flip = A.Compose([A.HorizontalFlip(p=1.0)], additional_targets={"alpha": "mask", "normal": "image"})
-    ds = data.LLMatteDataset("val", profile="smoke", path=path, transform=flip)
+    ds = data.LLMatteDataset("val", profile=SMOKE, path=path, transform=flip)
     a, b = plain[2], ds[2]
     assert torch.equal(b["image"], a["image"].flip(-1))
     assert torch.equal(b["alpha"], a["alpha"].flip(-1))
     assert torch.equal(b["normal"], a["normal"].flip(-1))
     # without 'normal' declared, the sample has no (misaligned) normal image
     only_alpha = A.Compose([A.HorizontalFlip(p=1.0)], additional_targets={"alpha": "mask"})
-    assert "normal" not in data.LLMatteDataset("val", profile="smoke", path=path, transform=only_alpha)[0]
+    assert "normal" not in data.LLMatteDataset("val", profile=SMOKE, path=path, transform=only_alpha)[0]
     with pytest.raises(ValueError, match="additional_targets=\\{'alpha': 'mask'\\}"):
-        data.LLMatteDataset("val", profile="smoke", path=path, transform=A.Compose([A.HorizontalFlip(p=1)]))
+        data.LLMatteDataset("val", profile=SMOKE, path=path, transform=A.Compose([A.HorizontalFlip(p=1)]))
 
     def crop(image, alpha, rng):
         y = int(rng.integers(0, 32))
         return {"image": image[y:y + 32, :32], "alpha": alpha[y:y + 32, :32]}
 
-    c = data.LLMatteDataset("val", profile="smoke", path=path, transform=crop)
+    c = data.LLMatteDataset("val", profile=SMOKE, path=path, transform=crop)
     s = c[0]
     assert s["image"].shape == (3, 32, 32) and s["trimap"].shape == (1, 32, 32) and "normal" not in s
     assert torch.equal(c[0]["image"], s["image"])        # the hook's rng is per sample
@@ -355,7 +389,7 @@ def test_image_alpha_folder_loads(tmp_path):
 def test_generated_split_reads_as_image_alpha_folder(smoke_build):
     _, path = smoke_build
     ds = data.ImageAlphaFolder(path / "test", image_dir="normal", alpha_dir="alpha", lowlight=None)
-    assert len(ds) == SMOKE.n_test
+    assert len(ds) == SMOKE.data.n_test
 
 
 def test_composition1k_folder_loads(tmp_path):

@@ -13,6 +13,7 @@ from lowlight import config, metrics
 from lowlight import evaluation as E
 from lowlight.color import LUMA_WEIGHTS, luminance
 from lowlight.data import LLMatteDataset
+from lowlight.inference import BrightnessSwitch
 from lowlight.evaluation import protocol, report
 from lowlight.metrics import all_metrics
 
@@ -58,15 +59,6 @@ def test_ev_bins_edges_and_outside():
     assert protocol.ev_bin(-6.99) == "[-7, -5)"
     assert protocol.ev_bin(-7.5) == "< -7"
     assert protocol.ev_bin(-1.0) == ">= -2"
-
-
-def test_article_relative_change_and_implied_size():
-    rc = protocol.article_relative_change()
-    assert rc["sad"] == pytest.approx(100 * (31.4 - 48.7) / 48.7)
-    assert rc["mse"] == pytest.approx(-43.75)
-    lo, hi = E.article_unknown_pixels()
-    assert lo == pytest.approx(48700 / math.sqrt(0.032)) and hi == pytest.approx(48700 / 0.032)
-    assert 2.5e5 < lo < hi      # far more unknown pixels than a 128 px image has in total
 
 
 def test_verdict_words():
@@ -288,7 +280,7 @@ def test_choose_threshold_separates_dark_from_bright():
 
 
 def test_switch_routes_dark_and_bright_inputs_by_luminance():
-    sw = E.BrightnessSwitch(_Const(0.0), _Const(1.0), threshold=0.2)   # normal -> 0, low -> 1
+    sw = BrightnessSwitch(_Const(0.0), _Const(1.0), threshold=0.2)   # normal -> 0, low -> 1
     x = torch.cat([torch.full((2, 3, 8, 8), 0.05), torch.full((1, 3, 8, 8), 0.7), torch.full((1, 3, 8, 8), 0.1)])
     a = sw(x)
     assert a.shape == (4, 1, 8, 8)
@@ -300,9 +292,9 @@ def test_switch_routes_dark_and_bright_inputs_by_luminance():
     blue[:, 2], green[:, 1] = 1.0, 0.4
     assert sw.route(blue).tolist() == [True] and sw.route(green).tolist() == [False]
     assert sw.is_dark(0.19) and not sw.is_dark(0.2)
-    assert E.BrightnessSwitch(_Const(0.0), _Const(1.0), 0.2)(torch.full((1, 3, 4, 4), 0.9)).max() == 0.0
+    assert BrightnessSwitch(_Const(0.0), _Const(1.0), 0.2)(torch.full((1, 3, 4, 4), 0.9)).max() == 0.0
     with pytest.raises(ValueError):
-        E.BrightnessSwitch(_Const(0.0), _Const(1.0), float("nan"))
+        BrightnessSwitch(_Const(0.0), _Const(1.0), float("nan"))
 
 
 def test_switch_table_on_constructed_records():
@@ -340,16 +332,19 @@ def test_run_switch_end_to_end_on_smoke(tmp_path):
 # =========================================================================== runs on disk
 def test_missing_checkpoint_names_the_notebook(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path)
-    assert E.checkpoint_path("smoke", "staged", 1) == config.RunLayout.of("smoke").checkpoint(
+    smoke = config.get_profile("smoke")
+    assert E.checkpoint_path(smoke, "staged", 1) == config.RunLayout.of(smoke).checkpoint(
         "modnet", "staged", 1, "stage3")
-    assert E.checkpoint_path("smoke", "onestage").parent.name == "full"
+    assert E.checkpoint_path(smoke, "onestage").parent.name == "full"
     with pytest.raises(FileNotFoundError, match="notebook 06") as exc:
-        E.load_row("smoke", "staged", seed=0)
+        E.load_row(smoke, "staged", seed=0)
     assert "reproduce --only 06" in str(exc.value) and "staged" in str(exc.value)
     with pytest.raises(ValueError, match="row 'nonsense'"):
-        E.load_row("smoke", "nonsense")
+        E.load_row(smoke, "nonsense")
     with pytest.raises(FileNotFoundError, match="notebook 04"):
-        E.load_llie(profile="smoke")
+        E.load_llie(profile=smoke)
+    with pytest.raises(TypeError, match="load_row: argument 'profile' must be a lowlight.config.Profile"):
+        E.load_row("smoke", "original")
 
 
 def test_modnet_degrades_in_the_dark():

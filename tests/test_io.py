@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from lowlight import io
+from lowlight.models import load_model_weights
+from _toys import Evil
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -79,16 +81,6 @@ def test_write_png_round_trip_and_refusals(tmp_path):
 
 
 # --------------------------------------------------------------------------- checkpoints
-class _Evil:
-    """Unpickling this object creates a file: it stands for arbitrary code in a checkpoint."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 def test_checkpoint_round_trip(tmp_path):
     state = {"model": {"w": torch.arange(3.0)}, "epoch": 2, "history": [{"loss": 0.5}], "arch": {"model": "x"}}
     io.save_checkpoint(tmp_path / "c.pt", state)
@@ -133,7 +125,7 @@ def test_checkpoint_errors_name_a_command_that_exists(tmp_path):
 
 
 def test_a_malicious_pickle_is_refused_and_not_executed(tmp_path):
-    evil = _Evil(str(tmp_path / "pwned"))
+    evil = Evil(str(tmp_path / "pwned"))
     path = tmp_path / "evil.pt"
     torch.save({"model": {"w": torch.zeros(1)}, "extra": evil}, path)
     with pytest.raises(io.CheckpointError) as info:
@@ -153,11 +145,11 @@ def test_load_model_weights_and_digest(tmp_path):
     a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     assert io.weights_digest(a) != io.weights_digest(b)
     io.save_checkpoint(tmp_path / "a.pt", {"model": a.state_dict(), "epoch": 1})
-    assert io.load_model_weights(b, tmp_path / "a.pt")["epoch"] == 1
+    assert load_model_weights(b, tmp_path / "a.pt")["epoch"] == 1
     assert io.weights_digest(a) == io.weights_digest(b)
     assert len(io.weights_digest(a)) == 64
     io.save_checkpoint(tmp_path / "wrong.pt", {"model": {"x": torch.zeros(1)}})
     with pytest.raises(io.CheckpointError, match=r"wrong\.pt.*do not fit"):
-        io.load_model_weights(b, tmp_path / "wrong.pt")
+        load_model_weights(b, tmp_path / "wrong.pt")
     # bf16 weights (numpy has no bf16) are digested too
     assert len(io.weights_digest(torch.nn.Linear(3, 2).to(torch.bfloat16))) == 64

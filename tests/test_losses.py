@@ -433,14 +433,15 @@ def test_module_forms_equal_the_functions(alpha64):
 
 
 def test_one_home_per_concept():
-    """Luminance lives in lowlight.color, the band in lowlight.data.trimap, the fixture in
-    lowlight.teaching; lowlight.losses re-exports exactly its __all__."""
+    """Luminance lives in lowlight.color, the band in lowlight.data.trimap, the filters in
+    lowlight.filters, the fixture in lowlight.teaching; lowlight.losses re-exports exactly its __all__."""
     for gone in ("luminance", "LUMA_WEIGHTS", "unknown_region", "perturb_alpha", "PERTURBATIONS"):
         assert not hasattr(L, gone), gone
     assert all(hasattr(L, name) for name in L.__all__)
-    from lowlight.losses import filters
+    from lowlight import filters
 
     assert L.sobel is filters.sobel and L.laplacian_pyramid is filters.laplacian_pyramid
+    assert L.sobel_magnitude is filters.sobel_magnitude
 
 
 # ---------------------------------------------------------------------------- dynamic weights

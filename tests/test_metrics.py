@@ -3,14 +3,18 @@ agreement with the line-by-line reference (benchmarks/_reference_metrics.py)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+import types
 from pathlib import Path
 
 import cv2
+import numba  # a hard dependency: the kernel tests fail, never skip, without it
 import numpy as np
 import pytest
 
 from lowlight import metrics
+from lowlight.metrics import _common
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +35,11 @@ F32 = np.float32
 
 
 @pytest.fixture(params=["numba", "fallback"])
-def backend(request, monkeypatch):
+def backend(request):
     """Run a test with the numba kernels and with the numba-free fallback."""
-    if request.param == "numba":
-        if not metrics._NUMBA:
-            pytest.skip("numba not installed")
-    else:
-        monkeypatch.setattr(metrics, "_NUMBA", False)
-    return request.param
+    previous = metrics.use_numba(request.param == "numba")
+    yield request.param
+    metrics.use_numba(previous)
 
 
 def _rel(a, b):
@@ -321,7 +322,7 @@ def test_uint8_and_float64_u_over_255_agree_exactly():
     tri = np.full(pred.shape, 128, np.uint8)
     for f in (metrics.sad, metrics.mse):
         assert f(pred, gt, tri) == f(pred / 255.0, gt / 255.0, tri)
-    np.testing.assert_array_equal((u / 255.0).astype(F32), metrics._P32_LUT)
+    np.testing.assert_array_equal((u / 255.0).astype(F32), _common._P32_LUT)
 
 
 def test_float_inputs_agree_with_uint8(backend):
@@ -365,6 +366,65 @@ def test_errors_name_the_argument(fn):
     for args, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
             fn(*args)
+
+
+MASK_MESSAGE = "expected 0-255 (uint8) or [0, 1] float; got a 0/1 uint8 mask — multiply by 255"
+
+
+def _mask_case():
+    """A 0/1 uint8 object mask as ground truth, a shifted copy as prediction, a trimap whose
+    unknown band covers both outlines."""
+    gt = np.zeros((40, 50), np.uint8)
+    gt[8:30, 10:36] = 1
+    pred = np.roll(gt, 3, axis=1)
+    tri = np.zeros(gt.shape, np.uint8)
+    tri[4:34, 6:42] = 128
+    return pred, gt, tri
+
+
+@pytest.mark.parametrize("fn", [metrics.sad, metrics.mse, metrics.sad_and_mse,
+                                metrics.gradient_error, metrics.connectivity_error,
+                                metrics.all_metrics, metrics.check_inputs])
+def test_a_0_1_uint8_reference_mask_is_refused_naming_the_argument(fn, backend):
+    # issue 23: read as 0..255 alpha a 0/1 mask is almost transparent, and the SAD comes out
+    # ~255x too small; refused as lowlight.data.read_alpha refuses a 0/1 matte file
+    pred, gt, tri = _mask_case()
+    with pytest.raises(ValueError, match="^gt: " + re.escape(MASK_MESSAGE)):
+        fn(pred, gt, tri)                                # the case of the issue: both masks
+    with pytest.raises(ValueError, match="^gt: " + re.escape(MASK_MESSAGE)):
+        fn(pred * 255, gt, tri)
+    with pytest.raises(ValueError, match="^gt: " + re.escape(MASK_MESSAGE)):
+        fn(pred * 255, np.ones_like(gt), tri)            # 1 everywhere is a mask too
+    with pytest.raises(ValueError, match="^gt: " + re.escape(MASK_MESSAGE)):
+        fn(pred * 255, gt[..., None], tri)               # HxWx1 as well
+
+
+def test_a_prediction_with_levels_0_and_1_is_scored():
+    """An 8-bit prediction of a model that nearly gives up in the dark (every alpha below 0.006)
+    has exactly the levels 0 and 1: it is a legitimate, bad result, scored like its float value."""
+    pred, gt, tri = _mask_case()
+    faint = metrics.all_metrics(pred, gt * 255, tri)
+    as_float = metrics.all_metrics(pred / 255.0, gt.astype(np.float64), tri)
+    assert faint["sad"] == pytest.approx(as_float["sad"], rel=1e-12) and faint["sad"] > 0.5
+
+
+def test_masks_times_255_and_all_zero_mattes_are_accepted(backend):
+    pred, gt, tri = _mask_case()
+    as_u8 = metrics.all_metrics(pred * 255, gt * 255, tri)
+    as_float = metrics.all_metrics(pred.astype(np.float64), gt.astype(np.float64), tri)
+    assert as_u8["sad"] == pytest.approx(132 / 1000)     # 2 x (22 rows x 3 columns) missed
+    for k in KEYS:
+        assert as_u8[k] == pytest.approx(as_float[k], rel=1e-12, abs=0), k
+    assert as_u8["sad"] == as_float["sad"] and as_u8["mse"] == as_float["mse"]
+    # an all-zero uint8 matte is a legitimate prediction (a model that gives up)
+    zero = metrics.all_metrics(np.zeros_like(gt), gt * 255, tri)
+    assert zero["sad"] == metrics.sad(np.zeros(gt.shape), gt.astype(np.float64), tri) > 0
+    assert metrics.all_metrics(np.zeros_like(gt), np.zeros_like(gt), tri)["sad"] == 0.0
+    # a float 0/1 mask is an alpha in [0, 1]; a uint8 matte that reaches 2 is a matte
+    assert metrics.sad(pred.astype(F32), gt.astype(F32), tri) == as_u8["sad"]
+    faint = gt.copy()
+    faint[0, 0] = 2
+    assert metrics.sad(faint, faint, tri) == 0.0
 
 
 def test_float_trimap_with_valid_values_is_accepted():
@@ -512,9 +572,50 @@ def test_public_api_is_importable_from_the_package():
     assert p.shape == (4, 4) and t.dtype == np.uint8
 
 
+def test_public_names_are_functions_or_constants_not_modules():
+    # `lowlight.metrics.gradient(pred, gt, tri)` used to reach a submodule ("'module'
+    # object is not callable"); the metric families now live in private modules
+    for name in metrics.__all__:
+        obj = getattr(metrics, name)
+        assert not isinstance(obj, types.ModuleType), name
+        assert callable(obj) or isinstance(obj, (int, float, str, tuple)), name
+    public = [n for n in dir(metrics) if not n.startswith("_")]
+    assert not [n for n in public if isinstance(getattr(metrics, n), types.ModuleType)]
+    for old, new in (("gradient", "gradient_error"), ("connectivity", "connectivity_error"),
+                     ("sad_mse", "sad_and_mse")):
+        with pytest.raises(AttributeError, match=f"did you mean lowlight.metrics.{new}"):
+            getattr(metrics, old)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        metrics.nonexistent  # noqa: B018
+
+
+def test_numba_switch_is_a_function_of_the_package():
+    assert metrics.numba_enabled() is True                # the default
+    assert metrics.use_numba(False) is True
+    try:
+        assert metrics.numba_enabled() is False
+        assert metrics.check_inputs(PRED44, GT44, TRI44)[0] is not None
+        out = metrics.all_metrics(PRED44, GT44, TRI44)
+    finally:
+        assert metrics.use_numba(True) is False
+    assert out["sad"] == metrics.sad(PRED44, GT44, TRI44)
+
+
+def test_each_kernel_is_one_numba_function_specialised_per_dtype():
+    from lowlight.metrics import _kernels, _kernels_connectivity, _kernels_gradient
+    kernels = [getattr(m, n) for m in (_kernels, _kernels_gradient, _kernels_connectivity)
+               for n in dir(m) if n.startswith("_k_")]
+    assert len(kernels) >= 10
+    assert all(isinstance(k, numba.core.dispatcher.Dispatcher) for k in kernels)
+    pred, gt, tri = bench.make_case(64, seed=3)
+    for p, g in ((pred, gt), (pred / 255.0, gt.astype(F32) / F32(255))):
+        metrics.all_metrics(p, g, tri)
+    # the same Python function compiled for (uint8, uint8) and (float64, float32) mattes
+    arg_types = {sig[:2] for sig in _kernels_gradient._k_gradient.signatures}
+    assert {str(t[0].dtype) for t in arg_types} >= {"uint8", "float64"}
+
+
 def test_trimap_scan_matches_numpy():
-    if not metrics._NUMBA:
-        pytest.skip("numba not installed")
     from lowlight.metrics import _kernels as K
     rng = np.random.default_rng(5)
     for h, w in [(1, 1), (3, 70), (64, 64), (33, 97), (200, 9)]:
@@ -540,23 +641,26 @@ def test_trimap_scan_matches_numpy():
 def test_chunk_skipping_does_not_change_the_sums():
     # the kernels only visit the 32-column chunks that hold unknown pixels; visiting
     # every chunk of the box (skipped pixels add +0.0 to the lane sums) gives the same bits
-    if not metrics._NUMBA:
-        pytest.skip("numba not installed")
-    from lowlight.metrics import _inputs, connectivity, gradient, sad_mse
+    from lowlight.metrics import _connectivity, _gradient, _inputs, _sad_mse
     for kind in ("uint8", "float32", "mixed"):
         pred, gt, tri = _random_case(np.random.default_rng(21), 90, 150, kind)
         tri[:, :37] = 0                          # a box that does not start at column 0
         tri[::7, 60:] = 128
         P = _inputs.Prepared(pred, gt, tri)
         assert P.flags.any() and not P.flags.all()
-        skipped = (sad_mse._sad_mse(P), gradient._gradient(P), connectivity._connectivity(P))
+        assert P.fast                            # the numba kernels (the default)
+
+        def values():
+            return (_sad_mse.sad_mse_of(P), _gradient.gradient_of(P),
+                    _connectivity.connectivity_of(P))
+
+        skipped = values()
         P.flags = np.ones_like(P.flags)
-        visited = (sad_mse._sad_mse(P), gradient._gradient(P), connectivity._connectivity(P))
-        assert skipped == visited, kind
+        assert values() == skipped, kind
 
 
 def test_uint8_level_thresholds_match_the_single_precision_comparison():
-    from lowlight.metrics import connectivity as conn
+    from lowlight.metrics import _connectivity as conn
     for step in (0.1, 0.05, 0.3, 1 / 3, 0.25):
         t = metrics.matlab_thresholds(step)
         K = len(t) - 1
@@ -564,6 +668,6 @@ def test_uint8_level_thresholds_match_the_single_precision_comparison():
         u = conn._uint8_thresholds(lut, K)
         v = np.arange(256)
         levels_u8 = (v[:, None] >= u[None, 1:].astype(int)).sum(1)
-        levels_f = (metrics._P32_LUT.astype(np.float64)[:, None] >= t[None, 1:]).sum(1)
+        levels_f = (_common._P32_LUT.astype(np.float64)[:, None] >= t[None, 1:]).sum(1)
         np.testing.assert_array_equal(levels_u8, levels_f)
         np.testing.assert_array_equal(lut, levels_f)

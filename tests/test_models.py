@@ -10,6 +10,7 @@ import torch
 
 from lowlight import io, models as M
 from lowlight.models import encoders as E
+from _toys import Evil
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -250,8 +251,10 @@ def test_state_dict_round_trip_through_files(tmp_path):
         assert loaded.state_dict().keys() == enc.state_dict().keys()
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), enc.state_dict().values()))
         assert f in loaded.pretrained_from
-    model = M.CVUNet("mobilenetv2", pretrained=str(tmp_path / "enc.pth"))
+    model = M.CVUNet(M.create_encoder("mobilenetv2", pretrained=str(tmp_path / "enc.pth")))
     assert torch.equal(model.encoder.body.conv_stem.weight, enc.body.conv_stem.weight)
+    with pytest.raises(ValueError, match="random weights only.*create_encoder"):   # the class loads nothing
+        M.CVUNet("mobilenetv2", pretrained=str(tmp_path / "enc.pth"))
 
 
 def test_timm_classification_checkpoint_loads_into_the_encoder(tmp_path):
@@ -267,18 +270,8 @@ def test_timm_classification_checkpoint_loads_into_the_encoder(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(ours, ref))
 
 
-class _Evil:
-    """Unpickling this object creates a file: stands for arbitrary code in a checkpoint."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 def test_a_pickled_object_is_refused_and_not_executed(tmp_path):
-    evil = _Evil(str(tmp_path / "pwned"))
+    evil = Evil(str(tmp_path / "pwned"))
     path = tmp_path / "evil.pth"
     torch.save({"conv_stem.weight": torch.zeros(1), "x": evil}, path)
     with pytest.raises(ValueError, match="refused.*pickled Python objects"):
@@ -336,7 +329,7 @@ def test_modnet_encoder_equals_the_onnx_model(modnet_path):
 
 
 def test_cvunet_modnet_uses_modnet_normalisation_and_weights(modnet_path):
-    model = M.CVUNet("mobilenetv2", pretrained="modnet").eval()
+    model = M.create_model("cvunet", pretrained="modnet").eval()
     assert model.encoder.pretrained_from == "modnet"
     assert torch.allclose(model.encoder.mean.flatten(), torch.full((3,), 0.5))
     assert torch.allclose(model.encoder.std.flatten(), torch.full((3,), 0.5))
@@ -353,6 +346,77 @@ def test_cvunet_modnet_uses_modnet_normalisation_and_weights(modnet_path):
         M.load_modnet_into_encoder(M.create_encoder("convnext_t"), modnet_path)
     with pytest.raises(ValueError, match="not a known source"):
         M.create_encoder("convnext_t", pretrained="modnet")
+
+
+# --------------------------------------------------------------------------- layering of lowlight.models
+#: architecture module -> a statement that builds something from it (``mod`` is the module)
+ARCHITECTURE = {"groups": "mod.GroupedModule()", "encoders": "mod.build_encoder('mobilenetv2')",
+                "modnet": "mod.MODNet()", "cvunet": "mod.CVUNet('mobilenetv2')", "llie": "mod.ZeroDCEpp()"}
+
+
+@pytest.mark.parametrize("module", list(ARCHITECTURE))
+def test_architecture_modules_import_no_weights_code(module):
+    """Importing (and building from) an architecture module in a fresh interpreter leaves the
+    weights loaders and the builders unimported: the architecture layer loads nothing."""
+    import subprocess
+    import sys
+
+    code = (f"import sys\nimport lowlight.models.{module} as mod\n{ARCHITECTURE[module]}\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('lowlight.models.weights', "
+            "'lowlight.models.factory', 'lowlight.assets', 'lowlight.io'))))")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def _models_imports() -> dict[str, list[tuple[str, list[str]]]]:
+    """``lowlight.models`` module -> [(imported lowlight module, imported names)], read from the
+    source (imports inside functions included)."""
+    import ast
+
+    root = Path(M.__file__).parent
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent.parent).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_pkg else parts)
+        package = name.split(".") if is_pkg else name.split(".")[:-1]
+        found[name] = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("lowlight")):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                found[name].append((target, [a.name for a in node.names]))
+            elif isinstance(node, ast.Import):
+                found[name] += [(a.name, []) for a in node.names if a.name.startswith("lowlight")]
+    return found
+
+
+def test_models_has_no_import_cycle_and_no_private_imports():
+    imports = _models_imports()
+    private = [(mod, target, n) for mod, items in imports.items() for target, names in items
+               for n in names if n.startswith("_")]
+    assert private == []
+
+    def node(mod):   # the weights package is one home: its files count as one node
+        return "lowlight.models.weights" if mod.startswith("lowlight.models.weights") else mod
+
+    edges: dict[str, set[str]] = {}
+    for mod, items in imports.items():
+        for target, names in items:
+            for t in [target] + [f"{target}.{n}" for n in names if f"{target}.{n}" in imports]:
+                if t.startswith("lowlight.models.") and node(t) != node(mod):
+                    edges.setdefault(node(mod), set()).add(node(t))
+    assert "lowlight.models.weights" in edges["lowlight.models.factory"]
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in edges.get(start, ()))
+
+    assert [m for m in edges if reaches(m, m)] == []
+    for arch in ARCHITECTURE:
+        for loader in ("lowlight.models.weights", "lowlight.models.factory"):
+            assert not reaches(f"lowlight.models.{arch}", loader), (arch, loader)
 
 
 # --------------------------------------------------------------------------- measurement

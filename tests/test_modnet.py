@@ -1,4 +1,5 @@
-"""lowlight.models.modnet: native MODNet equals the ONNX export, trains, groups, frozen BN."""
+"""lowlight.models.modnet (+ its loader in lowlight.models.weights): native MODNet equals the ONNX
+export, trains, groups, frozen BN."""
 from __future__ import annotations
 
 import copy
@@ -6,8 +7,9 @@ import copy
 import pytest
 import torch
 
+from lowlight import models as M
 from lowlight.models import modnet as MM
-from lowlight.models import modnet_weights as MW
+from lowlight.models import weights as W
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -18,7 +20,7 @@ GROUPS = ["backbone.stage1", "backbone.stage2", "backbone.stage3", "backbone.sta
 @pytest.fixture(scope="module")
 def model(modnet_path) -> MM.MODNet:
     """The pretrained model, shared by read-only tests (tests that change it take a deepcopy)."""
-    return MM.modnet(onnx_path=modnet_path)
+    return M.create_modnet(onnx_path=modnet_path)
 
 
 def _rand(*shape, seed=0):
@@ -27,7 +29,7 @@ def _rand(*shape, seed=0):
 
 @pytest.mark.parametrize("size", [(512, 512), (384, 640)])
 def test_equals_onnxruntime(model, modnet_path, size):
-    res = MW.verify_modnet(size=size, model=model, onnx_path=modnet_path, threads=1)
+    res = W.verify_modnet(size=size, model=model, onnx_path=modnet_path, threads=1)
     assert res["size"] == size
     assert res["max_abs_diff"] <= 1e-4, res
 

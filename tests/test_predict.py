@@ -16,7 +16,7 @@ from lowlight.data import read_alpha, read_image
 from lowlight.inference import matte_image
 from lowlight.io import CheckpointError, save_checkpoint
 from lowlight.models import create_model, model_arch
-from _toys import ToySet as _Toy
+from _toys import Evil, ToySet as _Toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,8 +42,8 @@ def ckpts(tmp_path_factory):
     paths = {"a": _save(d / "a.pt", a), "b": _save(d / "b.pt", b), "llie": _save(d / "llie.pt", two)}
     paths["zerodce"] = d / "zerodce.pt"
     save_checkpoint(paths["zerodce"], {"model": two.llie.state_dict()})
-    tr = Trainer(create_model("cvunet", pretrained=False), d / "run", "smoke", device="cpu", amp="off",
-                 batch_size=2, num_workers=0, progress=False, log=lambda *_: None)
+    tr = Trainer(create_model("cvunet", pretrained=False), d / "run", config.get_profile("smoke"), device="cpu",
+                 amp="off", batch_size=2, num_workers=0, progress=False, log=lambda *_: None)
     res = tr.run_stage(StageSpec("stage1", "head", 1e-3, 1, steps=1), _Toy(4))
     paths["trained"] = Path(res.checkpoint)
     assert paths["trained"].is_file()
@@ -290,16 +290,6 @@ def test_bad_checkpoints_exit_2_naming_the_file(tmp_path, capsys):
     assert not list(Path(o).glob("*.png"))        # nothing matted with a bad model
 
 
-class _Evil:
-    """Unpickling this object creates a file: it stands for arbitrary code in a checkpoint."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 class _Payload:
     """A plain class instance: not code, but not weights either."""
 
@@ -309,7 +299,7 @@ def test_a_pickle_with_code_is_refused(tmp_path, ckpts, capsys):
     o = str(tmp_path / "o")
     state = torch.load(ckpts["a"], weights_only=True)
     evil = tmp_path / "evil.pt"
-    torch.save({**state, "hook": _Evil(str(tmp_path / "pwned"))}, evil)
+    torch.save({**state, "hook": Evil(str(tmp_path / "pwned"))}, evil)
     other = tmp_path / "object.pt"
     torch.save({**state, "extra": _Payload()}, other)
     for path in (evil, other):

@@ -215,7 +215,8 @@ def test_reproduce_course_on_smoke(tmp_path):
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sources}
     r = _run("--profile", "smoke", "--output-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    summary = json.loads((config.run_dir("smoke") / "reproduce_summary.json").read_text())
+    run_root = config.run_dir(config.get_profile("smoke"))
+    summary = json.loads((run_root / "reproduce_summary.json").read_text())
     assert [n["notebook"] for n in summary["notebooks"]] == [p.name for p in sources]
     assert all(n["status"] == "ok" for n in summary["notebooks"])
     assert summary["source_digest"] == reproduce.source_digest() and summary["partial"] is False
@@ -223,4 +224,4 @@ def test_reproduce_course_on_smoke(tmp_path):
         assert (tmp_path / p.name).exists()
         assert nbformat.read(str(tmp_path / p.name), 4).metadata["lowlight"]["source_digest"] == summary["source_digest"]
         assert hashlib.sha256(p.read_bytes()).hexdigest() == before[p.name]
-    assert (config.run_dir("smoke") / "reproduce_summary.md").read_text().count("| ok |") == len(sources)
+    assert (run_root / "reproduce_summary.md").read_text().count("| ok |") == len(sources)

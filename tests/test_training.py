@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -19,12 +19,14 @@ import torch.nn as nn
 from lowlight import config
 from lowlight.io import load_checkpoint, save_checkpoint, weights_digest
 from lowlight.models import CVUNet, create_model
-from lowlight.training import (ARTICLE_LRS, STAGE_TRAIN, CollapseError, StageSpec, Trainer, apply_stage_freezing,
-                               article_stages, baseline_stage, one_stage, trainable_summary)
+from lowlight.training import (ARTICLE_LRS, STAGE_TRAIN, CollapseError, LossSpec, StageSpec, Trainer,
+                               apply_stage_freezing, article_stages, baseline_stage, one_stage, trainable_summary)
 from lowlight.training import cli
 from _toys import ToySet as _Toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMOKE, QUICK, FULL = (config.PROFILES[k] for k in ("smoke", "quick", "full"))
 
 
 def _fixed_batch(n=2, size=64, seed=0) -> dict:
@@ -49,7 +51,7 @@ class _Batch(torch.utils.data.Dataset):
         return {k: v[i] for k, v in self.b.items()}
 
 
-def _quiet(model, out, profile="smoke", **kw):
+def _quiet(model, out, profile=SMOKE, **kw):
     kw = {"device": "cpu", "amp": "off", "batch_size": 2, "num_workers": 0, "progress": False,
           "log": lambda *_: None, **kw}
     return Trainer(model, out, profile, **kw)
@@ -78,7 +80,7 @@ def _numel(params):
 # =========================================================================== stages
 def test_freezing_matches_the_article_table_on_cvunet():
     m = _cvunet()
-    s1, s2, s3 = article_stages("full", family="cvunet")
+    s1, s2, s3 = article_stages(FULL, family="cvunet")
     assert (s1.lr, s1.epochs, s2.lr, s2.epochs, s3.lr, s3.epochs) == (1e-4, 10, 5e-5, 20, 1e-5, 30)
     frozen = apply_stage_freezing(m, s1)
     g = _groups_trainable(m)
@@ -98,22 +100,44 @@ def test_freezing_matches_the_article_table_on_cvunet():
 
 
 def test_the_modnet_stages_and_the_controls():
-    full = article_stages("full")                                    # MODNet is the default family
+    full = article_stages(FULL)                                      # MODNet is the default family
     assert [s.name for s in full] == ["stage1", "stage2", "stage3"]
     assert tuple(s.lr for s in full) == ARTICLE_LRS == (1e-4, 5e-5, 1e-5)
     assert [s.epochs for s in full] == [10, 20, 30] and [s.steps for s in full] == [625, 1250, 1875]
     assert [s.train for s in full] == [STAGE_TRAIN["modnet"][s.name] for s in full]
     assert [s.freeze_llie for s in full] == [False, False, True]
-    smoke = article_stages("smoke")
-    assert [s.steps for s in smoke] == list(config.PROFILES["smoke"].ft_steps)
-    cv = article_stages("smoke", family="cvunet")                    # CV-UNet: rates x lr_scale, epochs
+    smoke = article_stages(SMOKE)
+    assert [s.steps for s in smoke] == list(SMOKE.finetune.steps)
+    cv = article_stages(SMOKE, family="cvunet")                      # CV-UNet: rates x lr_scale, epochs
     assert [s.lr for s in cv] == pytest.approx([lr * 10 for lr in ARTICLE_LRS]) and all(s.steps is None for s in cv)
-    one = one_stage("smoke")
-    assert one.train == "all" and one.steps == sum(config.PROFILES["smoke"].ft_steps) and one.lr == 2e-5
-    base = baseline_stage("smoke")
+    one = one_stage(SMOKE)
+    assert one.train == "all" and one.steps == sum(SMOKE.finetune.steps) and one.lr == 2e-5
+    base = baseline_stage(SMOKE)
     assert base.data_mode == "normal" and base.lr == pytest.approx(3e-3)
     with pytest.raises(ValueError, match="family"):
-        article_stages("smoke", family="unet")
+        article_stages(SMOKE, family="unet")
+    with pytest.raises(TypeError, match="article_stages: argument 'profile' must be a lowlight.config.Profile"):
+        article_stages("smoke")
+
+
+def test_the_loss_is_part_of_the_stage():
+    from lowlight.training import recipe_stages
+
+    assert all(s.loss == LossSpec(None, "sample") for s in article_stages(SMOKE))     # the article's, per sample
+    fixed = LossSpec(dynamic=None)
+    cv = recipe_stages(SMOKE, "cvunet", loss=fixed)
+    assert [s.name for s in cv] == ["baseline", "stage1", "stage2", "stage3"] and {s.loss for s in cv} == {fixed}
+    assert [s.name for s in recipe_stages(SMOKE, "modnet", "onestage")] == ["full"]
+    mse_l1 = LossSpec({"mse": 1.0, "l1": 1.0}, dynamic=None)
+    assert mse_l1.lambdas == (("mse", 1.0), ("l1", 1.0))        # summation order kept
+    loss = mse_l1.build()
+    assert loss.dynamic is None and loss.lambdas == {"mse": 1.0, "l1": 1.0}
+    with pytest.raises(ValueError, match="dynamic"):
+        LossSpec(dynamic="sometimes")
+    with pytest.raises(ValueError, match="unknown term"):
+        LossSpec({"mse": 1.0, "gan": 1.0})
+    with pytest.raises(TypeError, match="loss must be a LossSpec"):
+        StageSpec("stage1", "head", 1e-4, 1, loss="mse")
 
 
 def test_stage_spec_validates_its_numbers():
@@ -129,7 +153,7 @@ def test_modnet_freezing_by_parameter_count(modnet):
     groups = m.param_groups()
     total = _numel(m.parameters())
     assert total == sum(_numel(ps) for ps in groups.values())        # the groups partition the model
-    s1, s2, s3 = article_stages("smoke")
+    s1, s2, s3 = article_stages(SMOKE)
     frozen = apply_stage_freezing(m, s1)
     assert trainable_summary(m)["trainable"] == _numel(groups["fusion"]) > 0
     assert frozen == [g for g in groups if g != "fusion"]
@@ -238,20 +262,22 @@ def test_bf16_autocast_step_on_cpu(tmp_path):
     res = tr.run_stage(StageSpec("stage1", "head", 1e-4, 1), _Toy(), _Toy(4))
     assert res.epochs_run == 1 and torch.isfinite(torch.tensor(res.history[-1]["train_total"]))
     with pytest.raises(ValueError, match="fp16"):
-        Trainer(_cvunet(), tmp_path, "smoke", device="cpu", amp="fp16")
+        Trainer(_cvunet(), tmp_path, SMOKE, device="cpu", amp="fp16")
     with pytest.raises(ValueError, match="batch_size"):
-        Trainer(_cvunet(), tmp_path, "smoke", device="cpu", batch_size=0)
+        Trainer(_cvunet(), tmp_path, SMOKE, device="cpu", batch_size=0)
+    with pytest.raises(TypeError, match="Trainer: argument 'profile'"):
+        Trainer(_cvunet(), tmp_path, "smoke", device="cpu")
 
 
 def test_full_configuration_dry_run_at_512_on_cpu(modnet, tmp_path):
     """The article's configuration (``full``: stage 3 at 512², the article's rate) for one step of
     batch 2 on the CPU: it builds, steps and gives a finite loss."""
-    spec = replace(article_stages("full")[2], steps=1)
+    spec = replace(article_stages(FULL)[2], steps=1)
     assert spec.lr == 1e-5 and spec.train == "all"
     batch = {"image": torch.rand(2, 3, 512, 512, generator=torch.Generator().manual_seed(0)),
              "alpha": (torch.rand(2, 1, 512, 512, generator=torch.Generator().manual_seed(1)) > 0.5).float()}
     batch["valid"] = torch.ones_like(batch["alpha"])
-    tr = Trainer(copy.deepcopy(modnet), tmp_path, "full", device="cpu", amp="auto", batch_size=2, num_workers=0,
+    tr = Trainer(copy.deepcopy(modnet), tmp_path, FULL, device="cpu", amp="auto", batch_size=2, num_workers=0,
                  log=lambda *_: None)
     assert tr.autocast_dtype is None and tr.scaler is None           # no mixed precision on a CPU
     st = tr.prepare(spec, _Batch(batch), 3)
@@ -263,7 +289,7 @@ def test_full_configuration_dry_run_at_512_on_cpu(modnet, tmp_path):
 
 # =========================================================================== checkpoints and resume
 def _run(out, on_step=None, resume=True):
-    tr = Trainer(_cvunet(), out, "smoke", device="cpu", amp="off", dynamic="sample", batch_size=4,
+    tr = Trainer(_cvunet(), out, SMOKE, device="cpu", amp="off", batch_size=4,
                  num_workers=0, seed=3, progress=False, log=lambda *_: None)
     spec = StageSpec("stage2", "all-but:encoder.stage1,encoder.stage2,encoder.stage3", 1e-3, 3)
     tr.run_stage(spec, _Toy(), _Toy(4, seed=1), stage_index=2, resume=resume, on_step=on_step)
@@ -317,7 +343,7 @@ def test_resume_refuses_another_stages_or_profiles_checkpoint(tmp_path):
         _quiet(_cvunet(), tmp_path, batch_size=4).run_stage(StageSpec("stage2", "all", 1e-3, 2), _Toy(), None,
                                                              resume=True)
     with pytest.raises(CheckpointError, match=r"profile 'smoke', not 'quick'"):
-        _quiet(_cvunet(), tmp_path, "quick", batch_size=4).run_stage(StageSpec("stage1", "head", 1e-3, 2), _Toy(),
+        _quiet(_cvunet(), tmp_path, QUICK, batch_size=4).run_stage(StageSpec("stage1", "head", 1e-3, 2), _Toy(),
                                                                      None, resume=True)
 
 
@@ -326,8 +352,9 @@ _FINETUNE_CHILD = """
     import json, sys
     import torch
     torch.set_num_threads(1)
+    from lowlight import config
     from lowlight.training import finetune_modnet
-    s = finetune_modnet("smoke", "staged", seed=0, out=sys.argv[1], log=lambda *a: None)
+    s = finetune_modnet(config.get_profile("smoke"), "staged", seed=0, out=sys.argv[1], log=lambda *a: None)
     print(json.dumps({"sha": s["weights_sha256"], "stages": [x["name"] for x in s["stages"]],
                       "steps": [x["history"][-1]["step"] for x in s["stages"]]}))
 """
@@ -340,7 +367,7 @@ def _env(**extra):
 def test_finetune_modnet_is_reproducible_across_processes(tmp_path, modnet):
     from lowlight.training import finetune_llmatte
 
-    finetune_llmatte("smoke")            # the shared data exists before two processes read it
+    finetune_llmatte(SMOKE)              # the shared data exists before two processes read it
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_FINETUNE_CHILD), str(tmp_path / f"run{k}")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                               cwd=config.ROOT) for k in (0, 1)]
@@ -351,13 +378,43 @@ def test_finetune_modnet_is_reproducible_across_processes(tmp_path, modnet):
         results.append(json.loads(out.strip().splitlines()[-1]))
     a, b = results
     assert a["stages"] == ["stage1", "stage2", "stage3"]
-    assert a["steps"] == list(config.PROFILES["smoke"].ft_steps)      # each stage ran its steps
+    assert a["steps"] == list(SMOKE.finetune.steps)                   # each stage ran its steps
     assert a["sha"] == b["sha"], "two identical fine-tunes in two processes gave different weights"
     assert a["sha"] != weights_digest(modnet)            # and they did change the shipped weights
     for k in (0, 1):
         run = tmp_path / f"run{k}"
         assert json.loads((run / "summary.json").read_text())["weights_sha256"] == a["sha"]
         assert all((run / s / "last.pt").is_file() for s in a["stages"])
+
+
+def test_the_cli_and_the_notebook_run_the_one_recipe(monkeypatch, tmp_path):
+    """``python -m lowlight.training --model modnet --use-dynamic-loss`` and notebook 06's
+    ``finetune_modnet`` hand the same stages (loss included), data, batches and seed to
+    ``recipe.train``: there is one recipe."""
+    import numpy as np
+
+    from lowlight.training import FinetuneData, recipe
+    from lowlight.training.data import FinetuneSet
+
+    calls = []
+
+    def record(model, stages, data, profile, out, seed, start=0, stop=None, **kw):
+        calls.append({"stages": [asdict(s) for s in stages[start:stop]], "profile": profile, "seed": seed,
+                      "data": (type(data), data.seed, data.signal, data.inputs),
+                      "batch": kw["batch_size"], "workers": kw["num_workers"], "arch": model.arch})
+        return []
+
+    monkeypatch.setattr(recipe, "train", record)
+    monkeypatch.setattr(cli, "train", record)
+    assert cli.main(["--profile", "smoke", "--model", "modnet", "--use-dynamic-loss", "--device", "cpu",
+                     "--out", str(tmp_path / "cli")]) == 0
+    tiny = FinetuneSet([np.zeros((64, 64, 3), np.uint8)] * 2, [np.zeros((64, 64), np.float32)] * 2)
+    recipe.finetune_modnet(SMOKE, "staged", seed=0, train_set=tiny, val_set=[], out=tmp_path / "nb", log=print)
+    assert len(calls) == 2 and calls[0] == calls[1], calls
+    assert calls[0]["data"][0] is FinetuneData and calls[0]["batch"] == SMOKE.finetune.batch_size
+    assert [s["loss"] for s in calls[0]["stages"]] == [{"lambdas": None, "dynamic": "sample"}] * 3
+    with pytest.raises(TypeError, match="finetune_modnet: argument 'profile'"):
+        recipe.finetune_modnet("smoke")
 
 
 # =========================================================================== the CLI
@@ -376,7 +433,7 @@ def test_cli_runs_modnet_stage_1(cli_run):
     assert r.returncode == 0, r.stderr[-3000:]
     ck = load_checkpoint(out / "stage1" / "last.pt")
     assert ck["arch"] == {"model": "modnet", "llie": None} and ck["stage"] == "stage1" and ck["profile"] == "smoke"
-    assert ck["step"] == config.PROFILES["smoke"].ft_steps[0]
+    assert ck["step"] == SMOKE.finetune.steps[0]
     assert re.search(r"rank 0 final weights sha256 [0-9a-f]{64}", r.stdout)
     assert not (out / "stage2").exists()
 
@@ -439,9 +496,11 @@ def test_cli_cvunet_stages_with_the_article_flags(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err[-2000:]
     base = load_checkpoint(tmp_path / "baseline" / "last.pt")
     assert base["spec"]["lr"] == 1e-4 and base["spec"]["data_mode"] == "normal" and base["arch"]["model"] == "cvunet"
-    rc = cli.main(["--model", "cvunet", "--stage", "1", "--use-dynamic-loss", *args])
+    assert base["spec"]["loss"] == {"lambdas": None, "dynamic": "sample"}      # the article's loss, per sample
+    rc = cli.main(["--model", "cvunet", "--stage", "1", *args])
     assert rc == 0, capsys.readouterr().err[-2000:]
-    assert load_checkpoint(tmp_path / "stage1" / "last.pt")["spec"]["train"] == "head"
+    s1 = load_checkpoint(tmp_path / "stage1" / "last.pt")["spec"]
+    assert s1["train"] == "head" and s1["loss"] == {"lambdas": None, "dynamic": None}   # fixed edge weight
     rc = cli.main(["--model", "cvunet", "--stage", "3", "--profile", "smoke", "--pretrained", "none",
                    "--out", str(tmp_path / "empty"), "--device", "cpu"])
     err = capsys.readouterr().err
@@ -497,9 +556,9 @@ def test_the_modnet_finetuning_set_carries_processed_versions(modnet):
     from lowlight.training import finetune_modnet
     from lowlight.training.data import build_finetune_set
 
-    prof = config.PROFILES["smoke"]
+    prof = SMOKE
     s = build_finetune_set(prof, teacher=modnet)
-    assert s.n_processed == len(s) and s.processed_fraction == prof.ft_processed
+    assert s.n_processed == len(s) and s.processed_fraction == prof.finetune.processed_fraction
     photo, ev = s.processed[0]
     assert photo.shape == s.images[0].shape and photo.dtype.name == "uint8" and -7 <= ev <= -2
     with pytest.raises(ValueError, match="inputs"):

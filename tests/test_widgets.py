@@ -169,8 +169,17 @@ def test_an_absent_fine_tuned_model_is_said(shown):
 
 
 def test_default_image_is_the_astronaut():
+    """The explorer's photo is scikit-image's astronaut: it matches the astronaut downscaled by
+    another resizer (skimage's anti-aliased resize) closely, and another photo (camera) not at all."""
+    from skimage import data, transform
+
     img = widgets.default_image(40)
-    assert img.shape == (40, 40, 3) and img.dtype == np.uint8 and img.std() > 20
+    assert img.shape == (40, 40, 3) and img.dtype == np.uint8
+    ref = transform.resize(data.astronaut(), (40, 40), anti_aliasing=True) * 255
+    assert np.abs(img.astype(float) - ref).mean() < 6.0
+    assert np.corrcoef(img.ravel(), ref.ravel())[0, 1] > 0.97
+    other = transform.resize(data.camera(), (40, 40), anti_aliasing=True)[..., None].repeat(3, 2) * 255
+    assert np.corrcoef(img.ravel(), other.ravel())[0, 1] < 0.5
 
 
 # --------------------------------------------------------------------------- the phone's sliders

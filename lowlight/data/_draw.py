@@ -1,5 +1,6 @@
 """Small drawing primitives shared by the foreground and background generators
-(supersampled coverage, fractal noise, premultiplied layers).  Internal."""
+(supersampled coverage, fractal noise, premultiplied layers, shading and colour jitter, points on
+a mask's contour).  Internal."""
 from __future__ import annotations
 
 import math
@@ -181,3 +182,62 @@ def photo_crop(photo: np.ndarray, size: int, rng: np.random.Generator,
     if flip and rng.random() < 0.5:
         crop = crop[:, ::-1]
     return np.ascontiguousarray(resize_to(np.ascontiguousarray(crop), (size, size)))
+
+
+def shading(size: int, rng: np.random.Generator, strength: float = 0.35) -> np.ndarray:
+    """A smooth directional lighting field around 1 (float32 HxW)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    th = rng.uniform(0, 2 * math.pi)
+    return (1.0 + strength * 2 * (np.cos(th) * xx + np.sin(th) * yy)).astype(np.float32)
+
+
+def shade(img: np.ndarray, field_: np.ndarray) -> np.ndarray:
+    """``img`` (uint8) multiplied by a lighting field (:func:`shading`), clipped to uint8."""
+    return np.clip(img.astype(np.float32) * field_[..., None], 0, 255).astype(np.uint8)
+
+
+def jitter_colours(base: np.ndarray, n: int, rng: np.random.Generator, spread: float = 0.25) -> np.ndarray:
+    """``n`` variations of an RGB colour: brightness within ``1 +- spread``, each channel +-10 %."""
+    k = rng.uniform(1 - spread, 1 + spread, (n, 1)) * rng.uniform(0.9, 1.1, (n, 3))
+    return np.clip(base[None, :] * k, 0, 255)
+
+
+def hair_field(size: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Streaky hair-coloured texture (uint8) for hair caps."""
+    n = fbm((size, size), rng, octaves=4)
+    streak = cv2.resize(rng.random((4, size), dtype=np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    m = (0.7 + 0.35 * n + 0.25 * (streak - 0.5))[..., None]
+    return np.clip(base[None, None, :] * m, 0, 255).astype(np.uint8)
+
+
+def boundary_points(mask: np.ndarray, rng: np.random.Generator, n: int, ok=None):
+    """``n`` random points on the 0.5-contour of a coverage mask and their outward normals.
+    ``ok(x, y, nx, ny) -> bool array`` filters candidates."""
+    m8 = (mask > 0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.zeros((0, 2)), np.zeros(0)
+    c = max(contours, key=len)[:, 0, :].astype(np.float64)
+    if len(c) < 8:
+        return np.zeros((0, 2)), np.zeros(0)
+    # tangent from neighbours, outward normal from the centroid side
+    k = max(2, len(c) // 64)
+    t = np.roll(c, -k, 0) - np.roll(c, k, 0)
+    nrm = np.stack([t[:, 1], -t[:, 0]], 1)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-9
+    cen = c.mean(0)
+    flip = ((c - cen) * nrm).sum(1) < 0
+    nrm[flip] *= -1
+    if ok is not None:
+        keep = ok(c[:, 0], c[:, 1], nrm[:, 0], nrm[:, 1])
+        if keep.any():
+            c, nrm = c[keep], nrm[keep]
+    idx = rng.integers(0, len(c), n)
+    pts = c[idx] + rng.uniform(-0.5, 0.5, (n, 2))
+    ang = np.arctan2(nrm[idx, 1], nrm[idx, 0])
+    return pts, ang
+
+
+def layer(fg: np.ndarray, a: np.ndarray):
+    """A uint8 colour and its coverage as a premultiplied float layer ``(colour x alpha, alpha)``."""
+    return fg.astype(np.float32) / 255.0 * a[..., None], a.astype(np.float32)

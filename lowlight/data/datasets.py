@@ -185,13 +185,14 @@ class LLMatteDataset(MattingDataset):
     """A split of the generated LL-Matte data (built or found in the cache on first use).
 
     ``split``: ``"train"``, ``"val"`` or ``"test"`` (the LL-Matte-Test stand-in).
-    ``profile`` sets sizes and counts; ``path`` reads an existing folder instead;
+    ``profile`` (a :class:`lowlight.config.Profile`) sets sizes, counts and the default ``seed``;
+    ``path`` reads an existing folder instead;
     ``spec_changes`` go to :class:`lowlight.data.LLMatteSpec`.  ``low``: which low-light
     version is the input -- ``"raw"`` (the sensor's dark frame) or ``"processed"`` (the same frame
     as a phone delivers it; the folder must have been built with ``processed=True``). Notebook 01.
     """
 
-    def __init__(self, split: str = "train", profile=None, mode: str = "low", normal_fraction: float = 0.2,
+    def __init__(self, split: str, profile, mode: str = "low", normal_fraction: float = 0.2,
                  transform=None, seed: int | None = None, path: str | Path | None = None,
                  root: str | Path | None = None, build: bool = True, progress: bool = True,
                  verbose: bool = False, trimap_width: int | None = None, low: str = "raw", **spec_changes):
@@ -199,7 +200,7 @@ class LLMatteDataset(MattingDataset):
 
         if split not in ("train", "val", "test"):
             raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
-        prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+        prof = config.require_profile(profile, where="LLMatteDataset")
         super().__init__(mode, normal_fraction, transform, prof.seed if seed is None else seed, trimap_width)
         if path is None:
             path = (build_llmatte(prof, root=root, progress=progress, verbose=verbose, **spec_changes) if build

@@ -83,62 +83,6 @@ def random_texture(size: int, rng: np.random.Generator, photo_p: float = 0.55) -
     return np.clip(tex, 0, 255).astype(np.uint8), "procedural"
 
 
-def _shading(size: int, rng: np.random.Generator, strength: float = 0.35) -> np.ndarray:
-    """A smooth directional lighting field around 1 (float32 HxW)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    th = rng.uniform(0, 2 * math.pi)
-    return (1.0 + strength * 2 * (np.cos(th) * xx + np.sin(th) * yy)).astype(np.float32)
-
-
-def _shade(img: np.ndarray, field_: np.ndarray) -> np.ndarray:
-    return np.clip(img.astype(np.float32) * field_[..., None], 0, 255).astype(np.uint8)
-
-
-def _jitter_colours(base: np.ndarray, n: int, rng: np.random.Generator, spread: float = 0.25) -> np.ndarray:
-    k = rng.uniform(1 - spread, 1 + spread, (n, 1)) * rng.uniform(0.9, 1.1, (n, 3))
-    return np.clip(base[None, :] * k, 0, 255)
-
-
-def _hair_field(size: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Streaky hair-coloured texture (uint8) for hair caps."""
-    n = D.fbm((size, size), rng, octaves=4)
-    streak = cv2.resize(rng.random((4, size), dtype=np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    m = (0.7 + 0.35 * n + 0.25 * (streak - 0.5))[..., None]
-    return np.clip(base[None, None, :] * m, 0, 255).astype(np.uint8)
-
-
-def _boundary_points(mask: np.ndarray, rng: np.random.Generator, n: int, ok=None):
-    """``n`` random points on the 0.5-contour of a coverage mask and their outward normals.
-    ``ok(x, y, nx, ny) -> bool array`` filters candidates."""
-    m8 = (mask > 0.5).astype(np.uint8)
-    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return np.zeros((0, 2)), np.zeros(0)
-    c = max(contours, key=len)[:, 0, :].astype(np.float64)
-    if len(c) < 8:
-        return np.zeros((0, 2)), np.zeros(0)
-    # tangent from neighbours, outward normal from the centroid side
-    k = max(2, len(c) // 64)
-    t = np.roll(c, -k, 0) - np.roll(c, k, 0)
-    nrm = np.stack([t[:, 1], -t[:, 0]], 1)
-    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-9
-    cen = c.mean(0)
-    flip = ((c - cen) * nrm).sum(1) < 0
-    nrm[flip] *= -1
-    if ok is not None:
-        keep = ok(c[:, 0], c[:, 1], nrm[:, 0], nrm[:, 1])
-        if keep.any():
-            c, nrm = c[keep], nrm[keep]
-    idx = rng.integers(0, len(c), n)
-    pts = c[idx] + rng.uniform(-0.5, 0.5, (n, 2))
-    ang = np.arctan2(nrm[idx, 1], nrm[idx, 0])
-    return pts, ang
-
-
-def _layer(fg: np.ndarray, a: np.ndarray):
-    return fg.astype(np.float32) / 255.0 * a[..., None], a.astype(np.float32)
-
-
 def _finish(p, a, fill, family, style, info) -> Foreground:
     a = np.clip(a, 0.0, 1.0).astype(np.float32)
     return Foreground(D.unpremultiply(p, a, fill), a, family, style, info)
@@ -165,26 +109,26 @@ def _solid(size: int, rng: np.random.Generator) -> Foreground:
         pts = np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], 1)
     a = D.coverage([pts], size)
     tex, src = random_texture(size, rng)
-    fg = _shade(tex, _shading(size, rng))
+    fg = D.shade(tex, D.shading(size, rng))
     style = shape
     info = {"texture": src, "motion_px": 0.0}
     if rng.random() < 0.35:
         # a moving object: blur the premultiplied colour and alpha with the same kernel
         length = size * rng.uniform(0.03, 0.10)
         ker = D.motion_kernel(length, rng.uniform(0, math.pi))
-        p, a0 = _layer(fg, a)
+        p, a0 = D.layer(fg, a)
         p = cv2.filter2D(p, -1, ker, borderType=cv2.BORDER_CONSTANT)
         a = cv2.filter2D(a0, -1, ker, borderType=cv2.BORDER_CONSTANT)
         style += "+motion"
         info["motion_px"] = round(float(length), 2)
         return _finish(p, a, fg, "solid", style, info)
-    p, a = _layer(fg, a)
+    p, a = D.layer(fg, a)
     return _finish(p, a, fg, "solid", style, info)
 
 
 def _hair_strands(size, rng, cap_mask, n, length, curl, gravity, colour, thin_p=0.8, ok=None,
                   inward=0.0, down=0.0):
-    roots, ang = _boundary_points(cap_mask, rng, n, ok)
+    roots, ang = D.boundary_points(cap_mask, rng, n, ok)
     if len(roots) == 0:
         return [], np.zeros((0, 3)), np.zeros(0, int)
     if down:   # start direction between the outward normal and straight down
@@ -194,7 +138,7 @@ def _hair_strands(size, rng, cap_mask, n, length, curl, gravity, colour, thin_p=
     roots = roots - inward * np.stack([np.cos(ang), np.sin(ang)], 1) * rng.uniform(0, 1, (len(ang), 1))
     lengths = length * rng.uniform(0.4, 1.0, len(ang))
     strands = D.make_strands(roots, ang, lengths, rng, segments=10, curl=curl, gravity=gravity)
-    cols = _jitter_colours(colour, len(strands), rng)
+    cols = D.jitter_colours(colour, len(strands), rng)
     hi = rng.random(len(strands)) < 0.12     # a few specular (lighter) strands
     cols[hi] = np.clip(cols[hi] * 1.6 + 30, 0, 255)
     th = np.where(rng.random(len(strands)) < thin_p, 1, 2)
@@ -213,10 +157,10 @@ def _hair(size: int, rng: np.random.Generator) -> Foreground:
             tex, src = random_texture(size, rng, photo_p=1.0)
         else:
             base = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
-            tex, src = _hair_field(size, base, rng), "procedural"
+            tex, src = D.hair_field(size, base, rng), "procedural"
         info["texture"] = src
         n = int(size * rng.uniform(6, 10))
-        roots, ang = _boundary_points(m, rng, n)
+        roots, ang = D.boundary_points(m, rng, n)
         ang = ang + rng.normal(0, 0.5, len(ang))
         roots = roots - 0.03 * size * np.stack([np.cos(ang), np.sin(ang)], 1) * rng.random((len(ang), 1))
         ri = np.clip(np.round(roots).astype(int), 0, size - 1)
@@ -225,7 +169,7 @@ def _hair(size: int, rng: np.random.Generator) -> Foreground:
                                  segments=6, curl=0.15)
         th = np.where(rng.random(len(strands)) < 0.85, 1, 2)
         sp, sa = D.strand_layer(strands, np.clip(cols, 0, 255), th, size)
-        bp, ba = _layer(_shade(tex, _shading(size, rng, 0.25)), m)
+        bp, ba = D.layer(D.shade(tex, D.shading(size, rng, 0.25)), m)
         p, a = D.over(sp, sa, bp, ba)
         info["strands"] = len(strands)
         return _finish(p, a, tex, "hair", style, info)
@@ -233,7 +177,7 @@ def _hair(size: int, rng: np.random.Generator) -> Foreground:
     base = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
     rx, ry = size * rng.uniform(0.16, 0.24), size * rng.uniform(0.18, 0.26)
     cap = D.coverage([D.blob_pts(cx, cy, 1.0, rng, 0.15) * [rx, ry] + [cx * (1 - rx), cy * (1 - ry)]], size)
-    tex = _hair_field(size, base, rng)
+    tex = D.hair_field(size, base, rng)
     n = int(size * rng.uniform(3, 6))
     strands, cols, th = _hair_strands(size, rng, cap, n, size * rng.uniform(0.15, 0.4), 0.10,
                                       rng.uniform(0.3, 0.9), base, inward=0.08 * size)
@@ -243,7 +187,7 @@ def _hair(size: int, rng: np.random.Generator) -> Foreground:
     cols = np.concatenate([cols, fcols])
     th = np.concatenate([th, np.ones(len(fa), int)])
     sp, sa = D.strand_layer(strands, cols, th, size)
-    bp, ba = _layer(tex, cap)
+    bp, ba = D.layer(tex, cap)
     p, a = D.over(sp, sa, bp, ba)
     info.update(texture="procedural", strands=len(strands))
     return _finish(p, a, tex, "hair", style, info)
@@ -288,12 +232,12 @@ def _transparent(size: int, rng: np.random.Generator) -> Foreground:
         alpha, hl = _glass_alpha(size, rng, m, a0, a_rim, int(rng.integers(1, 4)))
         tint = rng.uniform(90, 255, 3)
         tint = 0.5 * tint + 0.5 * tint.mean()      # mostly desaturated tints
-        shade = _shading(size, rng, 0.3)
+        shade = D.shading(size, rng, 0.3)
         fg = tint[None, None, :] * shade[..., None]
         fg = fg * (1 - hl[..., None]) + 255.0 * hl[..., None]
         fg = np.clip(fg, 0, 255).astype(np.uint8)
         info = {"texture": "procedural", "base_alpha": round(float(a0), 3)}
-        p, a = _layer(fg, alpha)
+        p, a = D.layer(fg, alpha)
         return _finish(p, a, fg, "transparent", "glass", info)
     # veil: a draped sheet with folds and a weave
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -318,7 +262,7 @@ def _transparent(size: int, rng: np.random.Generator) -> Foreground:
     sheen = np.clip(folds, 0, 1) ** 8
     fg = fg * (1 - 0.5 * sheen[..., None]) + 255 * 0.5 * sheen[..., None]
     fg = np.clip(fg, 0, 255).astype(np.uint8)
-    p, a = _layer(fg, alpha.astype(np.float32))
+    p, a = D.layer(fg, alpha.astype(np.float32))
     return _finish(p, a, fg, "transparent", "veil", {"texture": "procedural", "base_alpha": round(float(a0), 3)})
 
 
@@ -352,7 +296,7 @@ def _smoke(size: int, rng: np.random.Generator) -> Foreground:
         base = np.full(3, rng.uniform(40, 110)) + rng.uniform(-10, 10, 3)
     fg = base[None, None, :] * (0.75 + 0.45 * n2[..., None])
     fg = np.clip(fg, 0, 255).astype(np.uint8)
-    p, a = _layer(fg, alpha)
+    p, a = D.layer(fg, alpha)
     return _finish(p, a, fg, "smoke", style, {"texture": "procedural", "max_alpha": round(float(amax), 3)})
 
 
@@ -372,25 +316,25 @@ def _portrait(size: int, rng: np.random.Generator) -> Foreground:
         np.array([[cx + sh_w * 1.05, size * 1.2], [cx - sh_w * 1.05, size * 1.2]]),
     ])
     skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
-    light = _shading(size, rng, 0.45)                   # a side light (street lamp, shop window)
+    light = D.shading(size, rng, 0.45)                   # a side light (street lamp, shop window)
     skin_img = np.clip(skin[None, None, :] * (0.85 + 0.2 * D.fbm((size, size), rng, 3)[..., None]), 0, 255)
-    skin_img = _shade(skin_img.astype(np.uint8), light)
+    skin_img = D.shade(skin_img.astype(np.uint8), light)
     if rng.random() < 0.5:
         cloth, src = random_texture(size, rng, photo_p=1.0)
     else:
         cloth, src = random_texture(size, rng, photo_p=0.0)
         cloth = (cloth.astype(np.float32) * rng.uniform(0.3, 0.8)).astype(np.uint8)
-    cloth = _shade(cloth, light)
+    cloth = D.shade(cloth, light)
     m_sh = D.coverage([shoulders], size)
     m_skin = D.coverage([head, neck], size)
-    p, a = _layer(cloth, m_sh)
-    p, a = D.over(*_layer(skin_img, m_skin), p, a)
+    p, a = D.layer(cloth, m_sh)
+    p, a = D.over(*D.layer(skin_img, m_skin), p, a)
     # hair: a cap over the top of the head, strands falling to the shoulders, fly-aways
     hair_c = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
     long_p = rng.random()
     cap_pts = D.ellipse_pts(cx, hy - hr * 0.3, hr * 1.1, hr * 1.12, tilt, 96, math.pi * 0.95, math.pi * 2.05)
     cap = D.coverage([cap_pts], size)
-    hair_tex = _shade(_hair_field(size, hair_c, rng), light)
+    hair_tex = D.shade(D.hair_field(size, hair_c, rng), light)
     long_hair = long_p < 0.6
     # side strands hang down past the ears (long hair) or stay short
     side_len = size * (rng.uniform(0.2, 0.4) if long_hair else rng.uniform(0.04, 0.1))
@@ -410,7 +354,7 @@ def _portrait(size: int, rng: np.random.Generator) -> Foreground:
     th = np.concatenate([th, tth])
     sp, sa = D.strand_layer(strands + fa, np.concatenate([cols, fcols]),
                             np.concatenate([th, np.ones(len(fa), int)]), size)
-    p, a = D.over(*_layer(hair_tex, cap), p, a)
+    p, a = D.over(*D.layer(hair_tex, cap), p, a)
     p, a = D.over(sp, sa, p, a)
     fill = np.where(m_sh[..., None] > 0.5, cloth, skin_img)
     info = {"texture": src, "strands": len(strands) + len(fa), "hair": "long" if long_hair else "short"}
@@ -438,9 +382,9 @@ def _product(size: int, rng: np.random.Generator) -> Foreground:
         if rng.random() < 0.6:                      # a printed label band
             lab, src = random_texture(size, rng, photo_p=0.7)
             band = (np.abs(yy - (top + h * rng.uniform(0.4, 0.6))) < h * rng.uniform(0.12, 0.25))
-            fg = np.where(band[..., None], _shade(lab, prof.clip(0.5, 1.3)), fg)
+            fg = np.where(band[..., None], D.shade(lab, prof.clip(0.5, 1.3)), fg)
             info["texture"] = src
-        p, a = _layer(fg, m)
+        p, a = D.layer(fg, m)
         return _finish(p, a, fg, "product", "can", info)
     if style == "bottle":
         w = h * rng.uniform(0.3, 0.42)
@@ -454,20 +398,20 @@ def _product(size: int, rng: np.random.Generator) -> Foreground:
         a0 = rng.uniform(0.25, 0.55)
         alpha, hl = _glass_alpha(size, rng, m, a0, rng.uniform(0.2, 0.35), int(rng.integers(1, 3)))
         tint = np.array(rng.choice([(60, 140, 70), (150, 95, 40), (200, 215, 220), (40, 70, 150)]), np.float64)
-        fg = tint[None, None, :] * _shading(size, rng, 0.3)[..., None]
+        fg = tint[None, None, :] * D.shading(size, rng, 0.3)[..., None]
         fg = fg * (1 - hl[..., None]) + 255 * hl[..., None]
         fg = np.clip(fg, 0, 255).astype(np.uint8)
-        p, a = _layer(fg, alpha)
+        p, a = D.layer(fg, alpha)
         capc = np.clip(np.full(3, rng.uniform(120, 230)) * (0.6 + 0.6 * np.sin(math.pi * np.clip(
             (xx - cx + neck_w) / (2 * neck_w), 0, 1)))[..., None], 0, 255).astype(np.uint8)
-        p, a = D.over(*_layer(capc, capm), p, a)
+        p, a = D.over(*D.layer(capc, capm), p, a)
         fill = fg
         if rng.random() < 0.7:                      # an opaque paper label
             lab, src = random_texture(size, rng, photo_p=0.7)
             ly = body_top + (top + h - body_top) * rng.uniform(0.25, 0.45)
             lh = (top + h - body_top) * rng.uniform(0.25, 0.4)
             labm = D.coverage([D.rounded_rect_pts(cx, ly + lh / 2, w * 0.98, lh, 0.5)], size)
-            p, a = D.over(*_layer(lab, labm), p, a)
+            p, a = D.over(*D.layer(lab, labm), p, a)
             fill = np.where(labm[..., None] > 0.5, lab, fg)
             info["texture"] = src
         info["base_alpha"] = round(float(a0), 3)
@@ -483,15 +427,15 @@ def _product(size: int, rng: np.random.Generator) -> Foreground:
     foot = D.ellipse_pts(cx, top + h * 0.97, bw * 0.4, h * 0.025)
     m = D.coverage([bowl, stem, foot], size)
     alpha, hl = _glass_alpha(size, rng, m, rng.uniform(0.08, 0.2), rng.uniform(0.5, 0.8), 2)
-    fg = np.full((size, size, 3), rng.uniform(200, 245), np.float32) * _shading(size, rng, 0.2)[..., None]
+    fg = np.full((size, size, 3), rng.uniform(200, 245), np.float32) * D.shading(size, rng, 0.2)[..., None]
     fg = np.clip(fg * (1 - hl[..., None]) + 255 * hl[..., None], 0, 255).astype(np.uint8)
-    p, a = _layer(fg, alpha)
+    p, a = D.layer(fg, alpha)
     if rng.random() < 0.5:
         level = top + bowl_h * rng.uniform(0.3, 0.6)
         wine_m = m * (yy > level) * (yy < top + bowl_h * 0.95)
         wine = np.array(rng.choice([(110, 10, 30), (220, 190, 90), (150, 30, 40)]), np.float64)
-        wfg = np.clip(wine[None, None, :] * (0.8 + 0.3 * _shading(size, rng, 0.3)[..., None]), 0, 255).astype(np.uint8)
-        p, a = D.over(*_layer(wfg, (0.8 * wine_m).astype(np.float32)), p, a)
+        wfg = np.clip(wine[None, None, :] * (0.8 + 0.3 * D.shading(size, rng, 0.3)[..., None]), 0, 255).astype(np.uint8)
+        p, a = D.over(*D.layer(wfg, (0.8 * wine_m).astype(np.float32)), p, a)
         fg = np.where(wine_m[..., None] > 0.5, wfg, fg)
         info["wine"] = 1
     return _finish(p, a, fg, "product", "wineglass", info)

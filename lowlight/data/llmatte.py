@@ -126,14 +126,16 @@ class LLMatteSpec:
         _check_processed(self.processed, self.lowlight, "LLMatteSpec.processed")
 
     @classmethod
-    def from_profile(cls, profile=None, **changes) -> "LLMatteSpec":
-        """The spec of a profile (``n_train``/``n_val``/``n_test``, ``image_size``,
-        ``eval_size``, ``seed``), with optional changes (e.g. ``lowlight="article"``)."""
-        p = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    def from_profile(cls, profile: config.Profile, **changes) -> "LLMatteSpec":
+        """The spec of a :class:`lowlight.config.Profile` (its ``seed`` and ``profile.data``:
+        ``n_train``/``n_val``/``n_test``, ``image_size``, ``eval_size``), with optional changes
+        (e.g. ``lowlight="article"``)."""
+        p = config.require_profile(profile, where="LLMatteSpec.from_profile")
         if "family_weights" in changes and isinstance(changes["family_weights"], dict):
             changes["family_weights"] = tuple(sorted(changes["family_weights"].items()))
-        fields_ = dict(seed=p.seed, image_size=p.image_size, eval_size=p.eval_size, n_train=p.n_train,
-                       n_val=p.n_val, n_test=p.n_test)
+        d = p.data
+        fields_ = dict(seed=p.seed, image_size=d.image_size, eval_size=d.eval_size, n_train=d.n_train,
+                       n_val=d.n_val, n_test=d.n_test)
         fields_.update(changes)
         return cls(**fields_)
 

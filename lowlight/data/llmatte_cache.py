@@ -47,7 +47,8 @@ def _source_hash() -> str:
     for name in _SOURCE_FILES:
         h.update(name.encode())
         h.update(_code_fingerprint(here / name))
-    for path in sorted((here.parent / "simulate").glob("*.py")) + [here.parent / "color.py"]:
+    for path in sorted((here.parent / "simulate").glob("*.py")) + [here.parent / "color.py",
+                                                                      here.parent / "filters.py"]:
         h.update(path.name.encode())
         h.update(_code_fingerprint(path))
     return h.hexdigest()
@@ -58,12 +59,11 @@ def _cache_key(spec: LLMatteSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def llmatte_dir(profile=None, root: str | Path | None = None, **changes) -> Path:
-    """Where the data of ``profile`` (plus ``changes`` to its :class:`LLMatteSpec`) lives:
-    ``<root>/<profile>-<key>`` with ``root`` defaulting to ``data/llmatte``."""
+def llmatte_dir(profile: config.Profile, root: str | Path | None = None, **changes) -> Path:
+    """Where the data of ``profile`` (a :class:`lowlight.config.Profile`, plus ``changes`` to its
+    :class:`LLMatteSpec`) lives: ``<root>/<profile>-<key>`` with ``root`` defaulting to ``data/llmatte``."""
     spec = LLMatteSpec.from_profile(profile, **changes)
-    name = profile.name if isinstance(profile, config.Profile) else config.profile_name(profile)
-    return Path(root or config.DATA_DIR / "llmatte") / f"{name}-{_cache_key(spec)}"
+    return Path(root or config.DATA_DIR / "llmatte") / f"{profile.name}-{_cache_key(spec)}"
 
 
 def _png_bytes(img: np.ndarray) -> bytes:
@@ -110,34 +110,34 @@ def _is_complete(path: Path) -> bool:
     return True
 
 
-def build_llmatte(profile=None, root: str | Path | None = None, force: bool = False,
+def build_llmatte(profile: config.Profile, root: str | Path | None = None, force: bool = False,
                   progress: bool = True, verbose: bool = True, workers: int | None = None,
                   clean_stale: bool = False, **changes) -> Path:
-    """Generate (or find cached) LL-Matte data for ``profile``; returns its folder.
+    """Generate (or find cached) LL-Matte data for ``profile`` (a :class:`lowlight.config.Profile`);
+    returns its folder.
 
     The folder name carries a hash of the parameters and of the generator's source, so a
     finished folder is reused as is and anything else is regenerated.  Generation writes
     into a temporary folder that is renamed into place when complete (a crash or a
     concurrent run never leaves half a data set behind), shows a tqdm progress bar and
     prints the speed.  ``workers > 1`` generates in that many processes (same bytes);
-    ``None`` takes the profile's ``num_workers`` (1 on ``smoke``/``quick``, 8 on ``full``),
-    capped by the CPU count.
+    ``None`` takes the profile's ``data.num_workers`` (0 on ``smoke``/``quick``, 8 on ``full``),
+    at least 1 and capped by the CPU count.
     ``clean_stale=True`` removes folders that an older version of this generator made for the
     *same* spec (same profile and parameters, another source hash); other variants and any
     folder the course did not generate are never touched.  ``changes`` go
     to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01.
     """
     spec = LLMatteSpec.from_profile(profile, **changes)
-    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    name = prof.name
+    name = profile.name
     if workers is None:
-        workers = max(1, min(prof.num_workers, os.cpu_count() or 1))
+        workers = max(1, min(profile.data.num_workers, os.cpu_count() or 1))
     base = Path(root or config.DATA_DIR / "llmatte")
     key = _cache_key(spec)
     path = base / f"{name}-{key}"
     if path.is_dir() and not force and _is_complete(path):
         if verbose:
-            print(f"LL-Matte ({name}): using cached {path}")
+            print(f"LL-Matte ({name}): using cached {config.display_path(path)}")
         return path
     base.mkdir(parents=True, exist_ok=True)
     tmp = base / f".tmp-{name}-{key}-{os.getpid()}"
@@ -146,36 +146,56 @@ def build_llmatte(profile=None, root: str | Path | None = None, force: bool = Fa
     for split in SPLITS:
         for kind in spec.kinds:
             (tmp / split / kind).mkdir(parents=True, exist_ok=True)
-    jobs = [(i, split, spec) for split in SPLITS for i in range(spec.count(split))]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc=f"LL-Matte {name}", unit="img", disable=not progress,
-               file=sys.stderr, mininterval=0.5)
-    manifest_splits: dict[str, list] = {s: [] for s in SPLITS}
     t0 = time.perf_counter()
     try:
+        splits = _generate_into(tmp, spec, workers, progress, f"LL-Matte {name}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - t0
+    _write_manifest(tmp, spec, name, key, splits, seconds, workers)
+    _move_into_place(tmp, path, force)
+    if verbose:
+        n = sum(spec.count(s) for s in SPLITS)
+        print(f"LL-Matte ({name}): generated {n} samples "
+              f"(train {spec.n_train} @ {spec.image_size}px, val {spec.n_val} + test {spec.n_test} "
+              f"@ {spec.eval_size}px) in {seconds:.1f} s = {n / max(seconds, 1e-9):.1f} samples/s -> {config.display_path(path)}")
+    if clean_stale:
+        _remove_stale(base, name, path, spec)
+    return path
+
+
+def _generate_into(tmp: Path, spec: LLMatteSpec, workers: int, progress: bool, desc: str) -> dict[str, list]:
+    """Generate every sample of ``spec`` into ``tmp`` (in ``workers`` processes when more than one);
+    returns the manifest's per-split lists (each sample's meta and file hashes)."""
+    from tqdm.auto import tqdm
+
+    jobs = [(i, split, spec) for split in SPLITS for i in range(spec.count(split))]
+    splits: dict[str, list] = {s: [] for s in SPLITS}
+    with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress, file=sys.stderr,
+              mininterval=0.5) as bar:
+        def store(s: dict) -> None:
+            files = _write_sample(tmp, s)
+            splits[s["meta"]["split"]].append({**s["meta"], "files": files})
+            bar.update(1)
+
         if workers > 1 and len(jobs) > 1:
             import multiprocessing as mp
 
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
             with ctx.Pool(workers) as pool:
                 for s in pool.imap(_generate_one, jobs, chunksize=8):
-                    files = _write_sample(tmp, s)
-                    manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
-                    bar.update(1)
+                    store(s)
         else:
             for job in jobs:
-                s = _generate_one(job)
-                files = _write_sample(tmp, s)
-                manifest_splits[s["meta"]["split"]].append({**s["meta"], "files": files})
-                bar.update(1)
-    except BaseException:
-        bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    bar.close()
-    seconds = time.perf_counter() - t0
-    n = len(jobs)
+                store(_generate_one(job))
+    return splits
+
+
+def _write_manifest(tmp: Path, spec: LLMatteSpec, name: str, key: str, splits: dict, seconds: float,
+                    workers: int) -> None:
+    """``manifest.json``: the spec, the source hash, counts, sizes, timing, licences and the samples."""
+    n = sum(spec.count(s) for s in SPLITS)
     manifest = {
         "format": FORMAT, "profile": name, "key": key, "seed": spec.seed, "spec": spec.to_dict(),
         "source_hash": _source_hash(), "n": {s: spec.count(s) for s in SPLITS},
@@ -183,34 +203,37 @@ def build_llmatte(profile=None, root: str | Path | None = None, force: bool = Fa
         "generation": {"seconds": round(seconds, 3), "samples_per_s": round(n / max(seconds, 1e-9), 2),
                        "workers": workers, "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
         "licences": {"generated data": "CC0 (procedural, this course)", **photo_licences()},
-        "splits": manifest_splits,
+        "splits": splits,
     }
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    """Rename the finished ``tmp`` folder to ``path``; a concurrent run that finished the same data
+    first keeps its folder."""
     if path.exists() and (force or not _is_complete(path)):
         shutil.rmtree(path, ignore_errors=True)
     try:
         os.replace(tmp, path)
     except OSError:
-        # a concurrent run finished the same data first: keep its folder
         shutil.rmtree(tmp, ignore_errors=True)
         if not _is_complete(path):
             raise
-    if verbose:
-        print(f"LL-Matte ({name}): generated {n} samples "
-              f"(train {spec.n_train} @ {spec.image_size}px, val {spec.n_val} + test {spec.n_test} "
-              f"@ {spec.eval_size}px) in {seconds:.1f} s = {n / max(seconds, 1e-9):.1f} samples/s -> {path}")
-    if clean_stale:
-        for other in base.glob(f"{name}-*"):
-            if other == path or not other.is_dir():
-                continue
-            try:
-                m = json.loads((other / "manifest.json").read_text())
-            except (OSError, ValueError):
-                continue                                  # not ours: never touched
-            if (m.get("format") == FORMAT and m.get("profile") == name and m.get("spec") == spec.to_dict()
-                    and m.get("source_hash") != _source_hash()):
-                shutil.rmtree(other, ignore_errors=True)
-    return path
+
+
+def _remove_stale(base: Path, name: str, path: Path, spec: LLMatteSpec) -> None:
+    """Remove the folders an older generator made for the same profile and spec (see
+    :func:`build_llmatte`); folders without a readable manifest are never touched."""
+    for other in base.glob(f"{name}-*"):
+        if other == path or not other.is_dir():
+            continue
+        try:
+            m = json.loads((other / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (m.get("format") == FORMAT and m.get("profile") == name and m.get("spec") == spec.to_dict()
+                and m.get("source_hash") != _source_hash()):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def load_manifest(path: str | Path) -> dict:
@@ -257,12 +280,12 @@ def read_sample(path: str | Path, split: str, sample_id: str) -> dict:
     return out
 
 
-def finetune_llmatte(profile: config.Profile | str | None = None, progress: bool = False) -> Path:
+def finetune_llmatte(profile: config.Profile, progress: bool = False) -> Path:
     """The LL-Matte variant MODNet is fine-tuned and evaluated on: the ``portrait`` family only,
-    ``profile.ft_size`` pixels, ``profile.ft_n`` = (train, val, test) samples, each low-light frame
-    also phone-processed (``processed=True``). Built once, cached."""
-    p = config.as_profile(profile)
-    n_train, n_val, n_test = p.ft_n
-    return build_llmatte(p, progress=progress, verbose=False, image_size=p.ft_size, eval_size=p.ft_size,
+    ``profile.finetune.size`` pixels, ``profile.finetune.portraits`` = (train, val, test) samples,
+    each low-light frame also phone-processed (``processed=True``). Built once, cached."""
+    ft = config.require_profile(profile, where="finetune_llmatte").finetune
+    n_train, n_val, n_test = ft.portraits
+    return build_llmatte(profile, progress=progress, verbose=False, image_size=ft.size, eval_size=ft.size,
                          n_train=n_train, n_val=n_val, n_test=n_test, family_weights={"portrait": 1.0},
                          processed=True)

@@ -8,7 +8,9 @@ the licence stated in the image's ``skimage.data`` docstring.
 """
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +45,17 @@ BACKGROUND_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "brick"
 SCENE_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
 
+def _matplotlib_sample(filename: str) -> Path:
+    """The path of a file of matplotlib's ``mpl-data/sample_data``, found without importing
+    matplotlib (the computation never imports it; :mod:`lowlight.viz` alone does)."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "mpl-data" / "sample_data" / filename
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{filename}: not found in matplotlib's sample data (is matplotlib installed?)")
+
+
 @lru_cache(maxsize=None)
 def load_photo(name: str) -> np.ndarray:
     """The scikit-image photo ``name`` as uint8 RGB (grey ones repeated to 3 channels).
@@ -52,11 +65,9 @@ def load_photo(name: str) -> np.ndarray:
     if name not in PHOTOS:
         raise ValueError(f"load_photo: unknown photo {name!r}; available: {', '.join(PHOTOS)}")
     if name == "grace_hopper":
-        import matplotlib.cbook
-        import matplotlib.image
+        from .folders import read_image
 
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
-            img = np.asarray(matplotlib.image.imread(fh, format="jpg"))
+        img = read_image(_matplotlib_sample("grace_hopper.jpg"))
     else:
         import skimage.data
 

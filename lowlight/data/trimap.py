@@ -24,7 +24,8 @@ shared by every form below:
 :func:`unknown_band_torch` torch, ``N x C x H x W`` {0, 1} float band -- the loss's weight
 =========================  ==========================================================
 
-The numpy and torch forms agree exactly (tested on random alphas).
+The numpy and torch forms agree exactly (tested on random alphas); the torch form's morphology
+is :func:`lowlight.filters.dilate`.
 """
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def unknown_band_torch(alpha, width: int | None = None):
     from the subject.
     """
     import torch
-    import torch.nn.functional as F
+
+    from ..filters import dilate
 
     if not isinstance(alpha, torch.Tensor) or alpha.ndim != 4 or not (
             alpha.is_floating_point() or alpha.dtype == torch.uint8):
@@ -124,10 +126,8 @@ def unknown_band_torch(alpha, width: int | None = None):
         # "outside" of definite fg and of definite bg, stacked as a batch of 2 N C masks
         outside = torch.cat([(a8 != 255), (a8 != 0)]).float()
         if width > 0:
-            k = torch.from_numpy(trimap_kernel(width).astype(np.float32)).to(alpha.device)
-            # a pixel stays definite iff no "outside" pixel lies under the kernel; zero padding:
-            # pixels beyond the border do not count (= BORDER_REPLICATE for this kernel)
-            counts = F.conv2d(outside, k.view(1, 1, *k.shape), padding=width)
-            outside = (counts > 0.5).float()          # counts are integers; 0.5 absorbs any rounding
+            # a pixel stays definite iff no "outside" pixel lies under the kernel; pixels beyond
+            # the border do not count (= BORDER_REPLICATE for this kernel)
+            outside = dilate(outside, trimap_kernel(width))
         band = outside[: n * c] * outside[n * c:]      # neither definite fg nor definite bg
         return band.reshape(n, c, h, w).to(out_dtype)

@@ -59,10 +59,16 @@ ROW_LABELS = {
     "staged+zerodce": "fine-tuned + Zero-DCE++",
 }
 ROWS = tuple(ROW_LABELS)
-_SHORT = {"original": "original", "stage1": "stage 1", "stage2": "stage 2", "staged": "3 stages",
+#: short row labels for figure panels
+SHORT_LABELS = {"original": "original", "stage1": "stage 1", "stage2": "stage 2", "staged": "3 stages",
           "onestage": "one stage", "distill": "distill only", "staged_raw": "raw only", "empty": "all-zero",
           "original+zerodce": "original\n+ Zero-DCE++",
           "staged+zerodce": "3 stages\n+ Zero-DCE++"}
+
+
+def short_label(key: str) -> str:
+    """The short label of a row key for a figure panel (``"staged/s1"`` -> ``"3 stages"``)."""
+    return SHORT_LABELS.get(key.partition("/s")[0], key)
 
 
 def row_label(key: str) -> str:
@@ -205,12 +211,6 @@ def _means(rows: list[dict]) -> dict:
     return out
 
 
-def article_relative_change() -> dict:
-    """The same relative change (%) for the article's rows (original -> fine-tuned). Notebook 07."""
-    b, n = ARTICLE["rows"]["original"], ARTICLE["rows"]["fine-tuned"]
-    return {k: 100.0 * (n[k] - b[k]) / b[k] for k in METRICS}
-
-
 def verdict(ours_pct: float, article_pct: float) -> str:
     """A plain-words comparison of our relative change with the article's (both in %,
     negative = fewer errors): within a factor of two of the article's size, the same
@@ -226,15 +226,6 @@ def verdict(ours_pct: float, article_pct: float) -> str:
     if ratio >= 0.5:
         return "same direction, comparable size" if ratio <= 2.0 else "same direction, larger"
     return f"same direction, {ratio:.0%} of the article's size"
-
-
-def article_unknown_pixels(row: str = "original") -> tuple[float, float]:
-    """Bounds on the article's mean number of unknown pixels per image implied by its own SAD
-    and MSE (if, as in the DIM code, both are taken over the same unknown pixels):
-    with errors ``|e| <= 1``, ``MSE <= mean|e| <= sqrt(MSE)``, so
-    ``SAD*1000 / sqrt(MSE) <= n_unknown <= SAD*1000 / MSE``. Notebook 07."""
-    r = ARTICLE["rows"][row]
-    return r["sad"] * 1000 / math.sqrt(r["mse"]), r["sad"] * 1000 / r["mse"]
 
 
 # ========================================================================= visual examples

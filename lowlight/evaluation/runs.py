@@ -9,7 +9,8 @@ import numpy as np
 import torch.nn as nn
 
 from .. import config
-from ..io import atomic_write_json, atomic_write_text, csv_text, load_model_weights
+from ..io import atomic_write_json, atomic_write_text, csv_text
+from ..models.weights import load_model_weights
 from .exposure import ALL_METRICS, EVS, score_grid
 
 __all__ = ["FINETUNED", "checkpoint_path", "load_llie", "load_row", "row_key", "llmatte_items", "photo_items",
@@ -28,7 +29,7 @@ def row_key(row: str, seed: int | None = None) -> str:
     return row if seed is None else f"{row}/s{int(seed)}"
 
 
-def checkpoint_path(profile, row: str, seed: int = 0) -> Path:
+def checkpoint_path(profile: config.Profile, row: str, seed: int = 0) -> Path:
     """Where notebook 06 writes the checkpoint of a fine-tuned row (see :data:`FINETUNED`)."""
     if row not in FINETUNED:
         raise ValueError(f"row {row!r}: expected one of {list(FINETUNED)}")
@@ -43,24 +44,24 @@ def _require(path: Path, what: str, profile: config.Profile, notebook: str) -> P
                             f"python -m lowlight.reproduce --only {notebook} --profile {profile.name}")
 
 
-def load_llie(profile=None, path: str | Path | None = None, scale: float = 1.0) -> nn.Module:
+def load_llie(profile: config.Profile, path: str | Path | None = None, scale: float = 1.0) -> nn.Module:
     """The pretrained Zero-DCE++ of notebook 04 (eval mode), from ``path`` or the profile's run folder;
     ``scale``: its curve-estimation downscale factor (``ZeroDCEpp(scale=...)``) for larger images."""
     from ..models.llie import ZeroDCEpp
 
-    p = config.as_profile(profile)
+    p = config.require_profile(profile, where="load_llie")
     path = Path(path) if path else _require(config.RunLayout.of(p).llie_checkpoint, "Zero-DCE++", p, "04")
     m = ZeroDCEpp(scale=scale)
     load_model_weights(m, path)
     return m.eval()
 
 
-def load_row(profile, row: str, seed: int = 0, device=None) -> nn.Module:
+def load_row(profile: config.Profile, row: str, seed: int = 0, device=None) -> nn.Module:
     """A row's model in eval mode: ``"original"`` is MODNet as shipped; the others are notebook 06's
     checkpoints (``FileNotFoundError`` naming the notebook when missing)."""
     from ..models import create_model, model_from_checkpoint
 
-    p = config.as_profile(profile)
+    p = config.require_profile(profile, where="load_row")
     if row == "original":
         model = create_model("modnet").eval()
     else:
@@ -68,12 +69,12 @@ def load_row(profile, row: str, seed: int = 0, device=None) -> nn.Module:
     return model.to(config.get_device(device)).eval()
 
 
-def llmatte_items(profile=None, split: str = "test") -> list[dict]:
-    """The fine-tuning LL-Matte's ``split`` (portraits, ``profile.ft_size`` px) as test items with
+def llmatte_items(profile: config.Profile, split: str = "test") -> list[dict]:
+    """The fine-tuning LL-Matte's ``split`` (portraits, ``profile.finetune.size`` px) as test items with
     their true alpha and stored trimap (:func:`lowlight.evaluation.exposure.score_grid`)."""
     from ..data import LLMatteDataset, finetune_llmatte
 
-    p = config.as_profile(profile)
+    p = config.require_profile(profile, where="llmatte_items")
     ds = LLMatteDataset(split, p, mode="normal", path=finetune_llmatte(p))
     items = []
     for i in range(len(ds)):

@@ -1,53 +1,16 @@
-"""The brightness switch of the article's §7: the original model for bright inputs, the fine-tuned
-one for dark inputs, the threshold chosen on validation data (notebook 07, ``lowlight.predict``)."""
+"""Choosing and scoring the brightness switch of the article's §7 (notebook 07): the threshold on
+validation data, the switch's scores on test data. The switch itself, a deployable module, is
+:class:`lowlight.inference.BrightnessSwitch`."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 import torch.nn as nn
 
-from ..color import mean_luminance
 from ..io import atomic_write_json, atomic_write_text, csv_text
 from .protocol import METRICS, _means, evaluate
-
-# ======================================================================= brightness switch
-class BrightnessSwitch(nn.Module):
-    """§7's deployment advice as a model: images whose mean Rec. 709 luminance is below
-    ``threshold`` go to ``low_model`` (the fine-tuned one), the others to ``normal_model``
-    (the original). ``forward(x)`` returns alpha like either model; :meth:`route` says where each
-    image of a batch goes and :meth:`is_dark` decides for one luminance (``lowlight.predict``
-    uses it per image). Notebook 07."""
-
-    def __init__(self, normal_model: nn.Module, low_model: nn.Module, threshold: float):
-        super().__init__()
-        if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-            raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
-        self.normal_model = normal_model
-        self.low_model = low_model
-        self.threshold = float(threshold)
-
-    def is_dark(self, luma: float) -> bool:
-        """Whether an image of mean luminance ``luma`` goes to the low-light model."""
-        return float(luma) < self.threshold
-
-    def route(self, x: torch.Tensor) -> torch.Tensor:
-        """Boolean N: True where the image goes to the low-light model."""
-        return mean_luminance(x) < self.threshold
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low = self.route(x)
-        out = None
-        for mask, model in ((low, self.low_model), (~low, self.normal_model)):
-            if bool(mask.any()):
-                a = model(x[mask])
-                if out is None:
-                    out = a.new_empty((x.shape[0], *a.shape[1:]))
-                out[mask] = a
-        return out
 
 
 def choose_threshold(luma: Sequence[float], err_normal_model: Sequence[float],
@@ -93,7 +56,7 @@ def switch_table(records: Iterable[dict], threshold: float, normal_key: str = "o
     """Scores on a mixed set (both modes of each image) of: the normal-light model alone,
     the low-light model alone, the switch at ``threshold`` and oracle routing (per image,
     the model with the lower SAD). Routing per image by its input luminance is exactly what
-    :class:`BrightnessSwitch` does, so the switch's scores come from the two models'
+    :class:`lowlight.inference.BrightnessSwitch` does, so the switch's scores come from the two models'
     per-image records. Returns ``{row: {"n", metrics..., "to_low"}}`` plus ``"routing"``
     (how many low-light and normal-light inputs went to the low-light model). Notebook 07."""
     by = {}

@@ -10,9 +10,11 @@ One term per file, each a function (``edge_loss``) and a module (``EdgeLoss``):
 ``losses.matting``          :class:`MattingLoss` (the weighted, logged sum) and
                             :func:`dynamic_edge_weight` (§4.2's brightness rule)
 ``losses.zero_reference``   :class:`ZeroReferenceLoss` and its four terms (Zero-DCE, notebook 04)
-``losses.filters``          the filters they use: Gaussian window, Sobel, 5-tap blur,
-                            Laplacian pyramid -- filtering only, no loss
 ==========================  =================================================================
+
+The filters the terms are built from (SSIM's Gaussian window, Sobel, the Laplacian pyramid, the
+erosion of ``valid``) live in :mod:`lowlight.filters`; :func:`sobel`, :func:`sobel_magnitude` and
+:func:`laplacian_pyramid` are re-exported here for notebook 05.
 
 Luminance is :func:`lowlight.color.mean_luminance`; the trimap's unknown band (for
 ``weight=`` or ``MattingLoss(region="unknown")``) is
@@ -42,8 +44,8 @@ Conventions shared by every matting term
 """
 from __future__ import annotations
 
+from ..filters import laplacian_pyramid, sobel, sobel_magnitude
 from .edge import EdgeLoss, edge_loss
-from .filters import laplacian_pyramid, sobel, sobel_magnitude
 from .laplacian import LaplacianLoss, laplacian_loss
 from .matting import DYNAMIC_MODES, MattingLoss, dynamic_edge_weight
 from .pixel import L1Loss, MSELoss, l1_loss, mse_loss
@@ -58,7 +60,7 @@ __all__ = [
     "ssim_map", "ssim", "ssim_loss", "SSIMLoss",
     "edge_loss", "EdgeLoss",
     "laplacian_loss", "LaplacianLoss",
-    # the filters the terms are built from (lowlight.losses.filters)
+    # the filters the terms are built from (lowlight.filters)
     "sobel", "sobel_magnitude", "laplacian_pyramid",
     # composite and the brightness rule
     "MattingLoss", "dynamic_edge_weight", "DYNAMIC_MODES",

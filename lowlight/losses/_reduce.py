@@ -8,10 +8,7 @@ pools the same pairs with per-sample weights.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
-import torch.nn.functional as F
 
 _TINY = 1e-12
 
@@ -71,21 +68,6 @@ def _combine(valid, weight):
     return valid if weight is None else valid * weight
 
 
-def _erode(valid: torch.Tensor, k: int, pad: str | None) -> torch.Tensor:
-    """1 where the whole ``k x k`` neighbourhood is valid. ``pad=None``: 'valid' output
-    (size shrinks by ``k - 1``); ``"reflect"``/``"replicate"``: same size, border pixels
-    see the mirrored mask; ``"zeros"``: same size, the zero padding counts as valid."""
-    n, c, h, w = valid.shape
-    v = valid.reshape(n * c, 1, h, w)
-    r = k // 2
-    if pad == "zeros":
-        v = F.pad(v, (r, r, r, r), value=1.0)
-    elif pad is not None:
-        v = F.pad(v, (r, r, r, r), mode=pad)
-    out = -F.max_pool2d(-v, k, stride=1)
-    return out.reshape(n, c, out.shape[-2], out.shape[-1])
-
-
 def _weighted_means(loss_map: torch.Tensor, m: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample weighted mean of ``loss_map`` (N x C x h x w) and the per-sample weight sums."""
     n = loss_map.shape[0]
@@ -112,13 +94,3 @@ def _finish(vals: torch.Tensor, counts: torch.Tensor, reduction: str, fn: str) -
     if reduction == "none":
         return vals
     raise ValueError(f"{fn}: reduction must be 'mean' or 'none', got {reduction!r}")
-
-
-@contextlib.contextmanager
-def _no_autocast(t: torch.Tensor):
-    """Run filters in the tensor's own dtype even inside an autocast region."""
-    if torch.is_autocast_enabled(t.device.type):
-        with torch.autocast(device_type=t.device.type, enabled=False):
-            yield
-    else:
-        yield

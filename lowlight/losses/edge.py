@@ -1,25 +1,25 @@
 """The article's edge term: MSE between Sobel magnitudes of pred and target (notebook 05).
 
 Conventions (``valid``, ``weight``, ``reduction``) in :mod:`lowlight.losses`; the filter
-itself is :func:`lowlight.losses.filters.sobel`.
+itself is :func:`lowlight.filters.sobel`.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from ._reduce import _check_inputs, _erode, _finish, _weighted_means, _zero_fill
-from .filters import PADDINGS, _magnitude, _sobel
+from ..filters import PADDINGS, erode, sobel_magnitude
+from ._reduce import _check_inputs, _finish, _weighted_means, _zero_fill
 
 __all__ = ["edge_loss", "EdgeLoss"]
 
 
 def _edge_terms(pred, target, valid=None, weight=None, padding="reflect", eps=1e-8):
-    mp = _magnitude(*_sobel(pred, padding), eps)
-    mt = _magnitude(*_sobel(target, padding), eps)
+    mp = sobel_magnitude(pred, eps, padding)
+    mt = sobel_magnitude(target, eps, padding)
     m = None
     if valid is not None:
-        m = _erode(valid, 3, padding)                 # the whole 3x3 neighbourhood must be valid
+        m = erode(valid, 3, padding)                  # the whole 3x3 neighbourhood must be valid
     if weight is not None:
         m = weight if m is None else m * weight
     return _weighted_means((mp - mt) ** 2, m)

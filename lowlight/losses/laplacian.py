@@ -1,7 +1,7 @@
 """Laplacian-pyramid L1 loss, the loss ViTMatte trains with (notebook 05).
 
 Conventions (``valid``, ``weight``, ``reduction``) in :mod:`lowlight.losses`; the pyramid
-itself is :func:`lowlight.losses.filters.laplacian_pyramid`.
+itself is :func:`lowlight.filters.laplacian_pyramid`.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..filters import laplacian_pyramid
 from ._reduce import _check_inputs, _combine, _finish, _weighted_means
-from .filters import laplacian_pyramid
 
 __all__ = ["laplacian_loss", "LaplacianLoss"]
 

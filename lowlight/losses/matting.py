@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 
 from ..color import mean_luminance
+from ..filters import PADDINGS
 from ._reduce import _check_inputs, _pool, _zero_fill
 from .edge import _edge_terms
-from .filters import PADDINGS
 from .laplacian import _laplacian_terms
 from .pixel import _l1_terms, _mse_terms
 from .ssim import _ssim_terms

@@ -18,6 +18,9 @@ Inputs
 ------
 ``pred`` and ``gt``: HxW alpha mattes, ``uint8`` 0..255 (what MATLAB reads from a PNG)
 or float in [0, 1]; ``trimap``: HxW with the values 0, 128 (unknown) and 255 only.
+A ``uint8`` matte that holds only 0 and 1 (with at least one 1) is refused, as the data
+loader refuses it: it is a 0/1 mask, whose SAD would come out ~255 times too small;
+multiply it by 255 (an all-zero matte is accepted).
 Every metric sums over the **unknown pixels** (``trimap == 128``) only.
 A float alpha ``x`` plays the role of MATLAB's ``single(u)/255``: a float64 ``u/255``
 gives exactly the SAD, MSE and Connectivity of the ``uint8`` ``u``, and its Gradient to
@@ -95,39 +98,46 @@ the result is exact), and inside it to the flagged chunks: a skipped pixel would
 add ``+0.0`` to its row's lane sums, so the sums are bit for bit those over the whole
 box. The kernels read ``uint8`` / ``float32`` / ``float64`` mattes as they are (no
 float copies of whole images), are single-threaded and deterministic (fixed summation
-order), use numba (a dependency of pymatting), are compiled on first use and cached
-on disk (``lowlight/metrics/__pycache__``); without numba the same values (to the last
-bit or so: OpenCV's sums depend on buffer alignment) come from OpenCV/numpy code that
-is several times slower (``_NUMBA = False`` selects it).
+order), use numba (a dependency of the package), are compiled on first use (one
+specialisation per combination of input dtypes) and cached on disk
+(``lowlight/metrics/__pycache__``). :func:`use_numba` (``False``) switches every metric
+to OpenCV/numpy code that gives the same values (to the last bit or so: OpenCV's sums
+depend on buffer alignment) several times slower; the tests use it as an independent
+check, and :func:`numba_enabled` tells which is in use.
 
 Layout
 ------
-``_common.py`` constants, :func:`matlab_thresholds`, :func:`gaussgradient_kernel_1d`,
-lookup tables; ``_inputs.py`` :func:`check_inputs` and the shared prepared inputs;
-``sad_mse.py``, ``gradient.py``, ``connectivity.py`` one metric family each (public
-function, numba dispatch, numpy/OpenCV fallback); ``_kernels.py`` (scans, lane sums,
-SAD/MSE), ``_kernels_gradient.py``, ``_kernels_connectivity.py`` the numba kernels.
+Every public name is a function or a constant, imported from private modules:
+``_common.py`` constants, the numba switch (:func:`use_numba`, :func:`numba_enabled`),
+:func:`matlab_thresholds`, :func:`gaussgradient_kernel_1d`, lookup tables;
+``_inputs.py`` :func:`check_inputs` and the shared prepared inputs; ``_sad_mse.py``,
+``_gradient.py``, ``_connectivity.py`` one metric family each (public function, its
+version on prepared inputs, numba dispatch, numpy/OpenCV fallback); ``_kernels.py``
+(scans, lane sums, SAD/MSE), ``_kernels_gradient.py``, ``_kernels_connectivity.py``
+the numba kernels, one per algorithm (numba specialises each to the input dtypes).
 """
 from __future__ import annotations
 
-from . import _common, _kernels
 from ._common import (CONNECTIVITY_STEP, CONNECTIVITY_THETA, GRADIENT_SIGMA,
-                      gaussgradient_kernel_1d, matlab_thresholds)
+                      gaussgradient_kernel_1d, matlab_thresholds, numba_enabled, use_numba)
+from ._connectivity import connectivity_error
+from ._connectivity import connectivity_of as _connectivity_of
+from ._gradient import gradient_error
+from ._gradient import gradient_of as _gradient_of
 from ._inputs import Prepared, check_inputs
-from .connectivity import _connectivity, connectivity_error
-from .gradient import _gradient, gradient_error
-from .sad_mse import _sad_mse, mse, sad, sad_and_mse
+from ._sad_mse import mse, sad, sad_and_mse
+from ._sad_mse import sad_mse_of as _sad_mse_of
 
 __all__ = [
     "sad", "mse", "sad_and_mse", "gradient_error", "connectivity_error", "all_metrics",
     "check_inputs", "matlab_thresholds", "gaussgradient_kernel_1d",
+    "use_numba", "numba_enabled",
     "GRADIENT_SIGMA", "CONNECTIVITY_STEP", "CONNECTIVITY_THETA",
 ]
 
-# numba kernels on (True when numba imports); the tests set it to False to check the
-# numpy/OpenCV fallbacks, and every metric reads it at call time
-_NUMBA = _kernels.HAVE_NUMBA
-_P32_LUT = _common._P32_LUT     # single(u)/255 for u = 0..255 (the tests check it)
+# names a user may reach for, and the function each one means (see __getattr__)
+_DID_YOU_MEAN = {"gradient": "gradient_error", "connectivity": "connectivity_error",
+                 "sad_mse": "sad_and_mse"}
 
 
 def all_metrics(pred, gt, trimap) -> dict:
@@ -138,5 +148,13 @@ def all_metrics(pred, gt, trimap) -> dict:
     Introduced in notebook 07.
     """
     P = Prepared(pred, gt, trimap)
-    s, m = _sad_mse(P)
-    return {"sad": s, "mse": m, "gradient": _gradient(P), "connectivity": _connectivity(P)}
+    s, m = _sad_mse_of(P)
+    return {"sad": s, "mse": m, "gradient": _gradient_of(P), "connectivity": _connectivity_of(P)}
+
+
+def __getattr__(name: str):
+    """A missing attribute: say which public function was probably meant."""
+    if name in _DID_YOU_MEAN:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}; "
+                             f"did you mean {__name__}.{_DID_YOU_MEAN[name]}(pred, gt, trimap)?")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

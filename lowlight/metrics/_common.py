@@ -1,8 +1,8 @@
-"""Constants, MATLAB building blocks and lookup tables shared by the metric modules."""
+"""Constants, the numba switch, MATLAB building blocks and lookup tables shared by the
+metric modules."""
 from __future__ import annotations
 
 import math
-import sys
 
 import cv2
 import numpy as np
@@ -14,10 +14,24 @@ CONNECTIVITY_THETA = 0.15   # compute_connectivity_error.m: pred_d >= 0.15
 _F32_255 = np.float32(255.0)
 
 
+# ====================================================================== the numba switch
+_USE_NUMBA = True
+
+
 def numba_enabled() -> bool:
-    """The package switch ``lowlight.metrics._NUMBA``, read at call time (the tests turn
-    it off to check the numba-free fallbacks)."""
-    return bool(sys.modules[__package__]._NUMBA)
+    """Whether the metrics run their numba kernels (True, the default) or the numba-free
+    numpy/OpenCV fallbacks; every metric reads it when it is called. Notebook 07."""
+    return _USE_NUMBA
+
+
+def use_numba(enabled: bool) -> bool:
+    """Select the numba kernels (``True``, the default) or the numpy/OpenCV fallbacks
+    (``False``: the same values to the last bit or so, several times slower; the tests
+    use them as an independent check) for every later metric call. Returns the previous
+    setting, so a caller can restore it. Notebook 07."""
+    global _USE_NUMBA
+    previous, _USE_NUMBA = _USE_NUMBA, bool(enabled)
+    return previous
 
 
 # ================================================================== MATLAB building blocks

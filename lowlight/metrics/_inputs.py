@@ -8,9 +8,16 @@ from . import _kernels as _k
 from ._common import numba_enabled
 
 
-def _as_alpha(x, name: str):
+def _as_alpha(x, name: str, fast: bool = False, refuse_01: bool = False):
     """``(alpha, (lo, hi) or None)``: the validated HxW matte, and for a float matte its
-    minimum and maximum (found while checking them)."""
+    minimum and maximum (found while checking them; mat2gray uses them).
+
+    With ``refuse_01`` (the reference matte ``gt``) a ``uint8`` matte whose values are only 0 and
+    1, with at least one 1, is refused as :func:`lowlight.data.read_alpha` refuses it: a 0/1 mask
+    read as 0..255 alpha is almost transparent everywhere. A prediction is not refused: an 8-bit
+    matte of a model that nearly gives up in the dark (every alpha below 0.006) has exactly those
+    levels and is a legitimate (bad) result. An all-zero matte is accepted. With ``fast``
+    (numba) the check stops at the first row that holds a value above 1."""
     a = np.asarray(x)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -23,7 +30,11 @@ def _as_alpha(x, name: str):
     if a.size == 0:
         raise ValueError(f"{name}: empty array of shape {a.shape}")
     if a.dtype == np.uint8:
-        return np.ascontiguousarray(a), None
+        a = np.ascontiguousarray(a)
+        if refuse_01 and (_k._k_max_upto(a, 1) if fast else a.max()) == 1:
+            raise ValueError(f"{name}: expected 0-255 (uint8) or [0, 1] float; "
+                             "got a 0/1 uint8 mask — multiply by 255")
+        return a, None
     if a.dtype == np.float16:
         a = a.astype(np.float32)
     if a.dtype not in (np.float32, np.float64):
@@ -79,8 +90,9 @@ def check_inputs(pred, gt, trimap):
     ``pred``/``gt``: HxW (or HxWx1) ``uint8`` 0..255 or float 0..1 (float16 is widened
     to float32); ``trimap``: HxW (or HxWx1) with values 0/128/255 only, returned as
     ``uint8``. Raises ``ValueError`` naming the argument for a wrong number of channels,
-    a shape mismatch, another dtype, NaN, float values outside [0, 1] or trimap values
-    other than 0/128/255. Introduced in notebook 07.
+    a shape mismatch, another dtype, NaN, float values outside [0, 1], a ``uint8`` 0/1
+    reference ``gt`` (values 0 and 1 only, some 1: multiply it by 255) or trimap values other than
+    0/128/255. Introduced in notebook 07.
     """
     P = Prepared(pred, gt, trimap)
     return P.pred, P.gt, P.trimap
@@ -96,8 +108,8 @@ class Prepared:
 
     def __init__(self, pred, gt, trimap):
         self.fast = fast = numba_enabled()
-        self.pred, rp = _as_alpha(pred, "pred")
-        self.gt, rg = _as_alpha(gt, "gt")
+        self.pred, rp = _as_alpha(pred, "pred", fast)
+        self.gt, rg = _as_alpha(gt, "gt", fast, refuse_01=True)
         self.trimap, scan = _as_trimap(trimap, fast=fast)
         if self.pred.shape != self.gt.shape:
             raise ValueError(f"pred and gt: shapes differ, {self.pred.shape} vs {self.gt.shape}")

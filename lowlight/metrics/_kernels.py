@@ -17,22 +17,21 @@ whole row of the box.
 
 Input dtypes
 ------------
-The kernels read ``uint8``, ``float32`` and ``float64`` mattes as they are (numba
-compiles one version per dtype combination); :func:`_alpha32` / :func:`_alpha64`
-give a pixel's MATLAB ``single(u)/255`` (or ``single(x)``) and ``u/255`` (or ``x``).
+Each algorithm is written once. The kernels read ``uint8``, ``float32`` and ``float64``
+mattes as they are: numba compiles one specialisation per combination of argument
+types, and the per-dtype arithmetic is chosen at compile time by :func:`_alpha32` /
+:func:`_alpha64` (a pixel's MATLAB ``single(u)/255`` or ``single(x)``, and ``u/255`` or
+``x``) and :func:`_min_alpha`.
 """
 from __future__ import annotations
 
 import os
 
+import numba as _numba
 import numpy as np
+from numba import types as _types
+from numba.extending import overload as _overload
 
-try:  # numba ships with pymatting; every kernel has a numba-free fallback
-    import numba as _numba
-except ImportError:  # pragma: no cover - exercised by monkeypatching _NUMBA in the tests
-    _numba = None
-
-HAVE_NUMBA = _numba is not None
 CHUNK = 32          # columns per chunk of the unknown-pixel flags (a multiple of 8)
 
 
@@ -58,9 +57,7 @@ _STAMP = _kernel_files_stamp()
 
 
 def _jit(fn):
-    """numba.njit(cache=True) when numba is installed, else the plain function (unused)."""
-    if _numba is None:
-        return fn
+    """``numba.njit(cache=True, nogil=True)``, its disk cache tied to all kernel files."""
     disp = _numba.njit(cache=True, nogil=True)(fn)   # no fastmath: IEEE semantics
     try:            # numba internals (0.5x-0.6x); without them, numba's own check only
         cache_file = disp._cache._cache_file
@@ -72,7 +69,9 @@ def _jit(fn):
 
 # ---------------------------------------------------------------- per-dtype pixel access
 # single(u)/255 and u/255 are computed by IEEE division (no fastmath: never replaced by a
-# multiplication), which gives exactly the tables _P32_LUT / _P64_LUT of _common.py
+# multiplication), which gives exactly the tables _P32_LUT / _P64_LUT of _common.py. The
+# Python bodies state the semantics; inside kernels the overloads below pick the branch
+# from the argument's numba type when a specialisation is compiled.
 def _alpha32(v):
     """single(u)/255 for a uint8 ``u``, single(x) for a float ``x``."""
     if isinstance(v, (int, np.integer)):
@@ -93,62 +92,59 @@ def _min_alpha(pv, gv):
     return min(_alpha32(pv), _alpha32(gv))
 
 
-if _numba is not None:
-    from numba import types as _types
-    from numba.extending import overload as _overload
+@_overload(_alpha32)
+def _ov_alpha32(v):
+    if isinstance(v, _types.Integer):
+        return lambda v: np.float32(v) / np.float32(255.0)
+    return lambda v: np.float32(v)
 
-    @_overload(_alpha32)
-    def _ov_alpha32(v):
-        if isinstance(v, _types.Integer):
-            return lambda v: np.float32(v) / np.float32(255.0)
-        return lambda v: np.float32(v)
 
-    @_overload(_alpha64)
-    def _ov_alpha64(v):
-        if isinstance(v, _types.Integer):
-            return lambda v: np.float64(v) / 255.0
-        return lambda v: np.float64(v)
+@_overload(_alpha64)
+def _ov_alpha64(v):
+    if isinstance(v, _types.Integer):
+        return lambda v: np.float64(v) / 255.0
+    return lambda v: np.float64(v)
 
-    @_overload(_min_alpha)
-    def _ov_min_alpha(pv, gv):
-        if isinstance(pv, _types.Integer) and isinstance(gv, _types.Integer):
-            return lambda pv, gv: min(pv, gv)
-        return lambda pv, gv: min(_alpha32(pv), _alpha32(gv))
+
+@_overload(_min_alpha)
+def _ov_min_alpha(pv, gv):
+    if isinstance(pv, _types.Integer) and isinstance(gv, _types.Integer):
+        return lambda pv, gv: min(pv, gv)
+    return lambda pv, gv: min(_alpha32(pv), _alpha32(gv))
 
 
 # --------------------------------------------------------------------------------- sums
 @_jit
-def _lanes_add(v, a, b, n4, s0, s1, s2, s3):
-    # add v[a:b] to the lanes: x -> lane x % 4 below n4 (the row width rounded down to a
-    # multiple of 4), lane 0 from n4 on; each lane in increasing x
-    e = min(b, n4)
-    x = a
-    while x < e and x % 4 != 0:     # up to the next multiple of 4
-        if x % 4 == 1:
+def _lanes_add_each(v, a, b, n4, s0, s1, s2, s3):
+    # add v[a:b] pixel by pixel: x -> lane x % 4 below n4, lane 0 from n4 on
+    for x in range(a, b):
+        lane = x % 4 if x < n4 else 0
+        if lane == 0:
+            s0 += v[x]
+        elif lane == 1:
             s1 += v[x]
-        elif x % 4 == 2:
+        elif lane == 2:
             s2 += v[x]
         else:
             s3 += v[x]
-        x += 1
+    return s0, s1, s2, s3
+
+
+@_jit
+def _lanes_add(v, a, b, n4, s0, s1, s2, s3):
+    # add v[a:b] to the lanes: x -> lane x % 4 below n4 (the row width rounded down to a
+    # multiple of 4), lane 0 from n4 on; each lane in increasing x. Pixel by pixel up to
+    # the first multiple of 4, four at a time up to n4, pixel by pixel after.
+    e = min(b, n4)
+    x = min(a + (-a) % 4, max(a, e))
+    s0, s1, s2, s3 = _lanes_add_each(v, a, x, n4, s0, s1, s2, s3)
     while x + 4 <= e:
         s0 += v[x]
         s1 += v[x + 1]
         s2 += v[x + 2]
         s3 += v[x + 3]
         x += 4
-    while x < e:
-        if x % 4 == 0:
-            s0 += v[x]
-        elif x % 4 == 1:
-            s1 += v[x]
-        else:
-            s2 += v[x]
-        x += 1
-    while x < b:
-        s0 += v[x]
-        x += 1
-    return s0, s1, s2, s3
+    return _lanes_add_each(v, x, b, n4, s0, s1, s2, s3)
 
 
 @_jit
@@ -168,7 +164,27 @@ def _next_span(flags, j, ch, x0, x1):
     return max(ja * ch, x0) - x0, min(j * ch, x1) - x0, j
 
 
+@_jit
+def _span_views(p, g, t, y, c0, c1):
+    # row y of the two mattes and the trimap, columns [c0, c1)
+    return p[y, c0:c1], g[y, c0:c1], t[y, c0:c1]
+
+
 # --------------------------------------------------------------------------- input scans
+@_jit
+def _k_max_upto(a, limit):
+    # The largest value of a 2-D image, scanned row by row; returns as soon as a row
+    # holds a value above ``limit`` (a real matte: at its first non-trivial row).
+    m = a[0, 0]
+    for y in range(a.shape[0]):
+        row = a[y]
+        for x in range(row.shape[0]):
+            m = max(m, row[x])
+        if m > limit:
+            break
+    return m
+
+
 @_jit
 def _k_trimap_scan(t, ch):
     # One pass over a uint8 trimap: the number of values other than 0/128/255, the
@@ -241,9 +257,7 @@ def _k_absdiff_hist(p, g, t, y0, y1, x0, x1, flags, ch):
         fr = flags[y]
         a, b, j = _next_span(fr, 0, ch, x0, x1)
         while a >= 0:
-            pr = p[y, x0 + a:x0 + b]
-            gr = g[y, x0 + a:x0 + b]
-            tr = t[y, x0 + a:x0 + b]
+            pr, gr, tr = _span_views(p, g, t, y, x0 + a, x0 + b)
             for x in range(b - a):
                 if tr[x] == 128:
                     d = abs(np.int32(pr[x]) - np.int32(gr[x]))
@@ -257,14 +271,25 @@ def _k_absdiff_hist(p, g, t, y0, y1, x0, x1, flags, ch):
 
 
 @_jit
+def _k_abs_sq_errors(p, g, t, y, c0, c1, er, qr):
+    # er[x], qr[x] = |e|, e*e at the unknown pixels of row y, columns [c0, c1) (0 elsewhere),
+    # e = single(a - b) with a, b the alphas in double (u/255 for uint8)
+    pr, gr, tr = _span_views(p, g, t, y, c0, c1)
+    zero = np.float32(0.0)
+    for x in range(c1 - c0):
+        e = np.float32(_alpha64(pr[x]) - _alpha64(gr[x]))
+        on = tr[x] == 128
+        er[x] = abs(e) if on else zero
+        qr[x] = e * e if on else zero
+
+
+@_jit
 def _k_sad_mse(p, g, t, y0, y1, x0, x1, flags, ch):
-    # sums over the unknown pixels of |e| and e*e, e = single(a - b) with a, b the
-    # alphas in double (u/255 for uint8)
+    # sums over the unknown pixels of |e| and e*e (see _k_abs_sq_errors)
     bw = x1 - x0
     n4 = bw - bw % 4
     ea = np.zeros(bw, np.float32)
     eq = np.zeros(bw, np.float32)
-    zero = np.float32(0.0)
     sa = 0.0
     sq = 0.0
     for y in range(y0, y1):
@@ -273,16 +298,7 @@ def _k_sad_mse(p, g, t, y0, y1, x0, x1, flags, ch):
         q0 = q1 = q2 = q3 = 0.0
         a, b, j = _next_span(fr, 0, ch, x0, x1)
         while a >= 0:
-            pr = p[y, x0 + a:x0 + b]
-            gr = g[y, x0 + a:x0 + b]
-            tr = t[y, x0 + a:x0 + b]
-            er = ea[a:b]
-            qr = eq[a:b]
-            for x in range(b - a):
-                e = np.float32(_alpha64(pr[x]) - _alpha64(gr[x]))
-                on = tr[x] == 128
-                er[x] = abs(e) if on else zero
-                qr[x] = e * e if on else zero
+            _k_abs_sq_errors(p, g, t, y, x0 + a, x0 + b, ea[a:b], eq[a:b])
             a0, a1, a2, a3 = _lanes_add(ea, a, b, n4, a0, a1, a2, a3)
             q0, q1, q2, q3 = _lanes_add(eq, a, b, n4, q0, q1, q2, q3)
             a, b, j = _next_span(fr, j, ch, x0, x1)

@@ -1,4 +1,4 @@
-"""numba kernels of the Connectivity error (see ``connectivity.py`` for the definition).
+"""numba kernels of the Connectivity error (see ``_connectivity.py`` for the definition).
 
 A pixel's *level* is how many of the thresholds t_1..t_K both alphas reach, i.e.
 ``min(pred, gt) >= t_k`` compared exactly. The levels are never stored: one pass
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import _alpha32, _jit, _lanes_add, _min_alpha, _next_span
+from ._kernels import _alpha32, _jit, _lanes_add, _min_alpha, _next_span, _span_views
 
 _INT64_MAX = np.iinfo(np.int64).max
 _ONES8 = np.uint64(0x0101010101010101)
@@ -210,6 +210,22 @@ def _k_break_runs(rs, re, rowptr, inomega, kmax, H):
 
 
 @_jit
+def _k_phi_errors(p, g, t, y, c0, c1, lr, theta32, er):
+    # er[x] = |phi(p) - phi(g)| at the unknown pixels of row y, columns [c0, c1) (0
+    # elsewhere): phi = 1 - d*(d >= theta), d = alpha - l in single, l = lr[x]
+    pr, gr, tr = _span_views(p, g, t, y, c0, c1)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for x in range(c1 - c0):
+        l = lr[x]
+        dp = _alpha32(pr[x]) - l
+        dg = _alpha32(gr[x]) - l
+        fp = one - dp if dp >= theta32 else one
+        fg = one - dg if dg >= theta32 else one
+        er[x] = abs(fp - fg) if tr[x] == 128 else zero
+
+
+@_jit
 def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kmax,
                l32, theta32, skip):
     # Sum over the unknown pixels of |phi(p) - phi(g)|, phi = 1 - d*(d >= theta),
@@ -227,8 +243,6 @@ def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kma
     lut = l32.copy()
     if skip:
         lut[kmax] = l32[K]
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
     total = 0.0
     for y in range(y0, y1):
         fr = flags[y]
@@ -254,18 +268,7 @@ def _k_phi_sum(p, g, t, y0, y1, x0, x1, flags, ch, thr, rs, re, rowptr, brk, kma
         s0 = s1 = s2 = s3 = 0.0
         a, b, j = _next_span(fr, 0, ch, x0, x1)
         while a >= 0:
-            pr = p[y, x0 + a:x0 + b]
-            gr = g[y, x0 + a:x0 + b]
-            tr = t[y, x0 + a:x0 + b]
-            lr = lrow[a:b]
-            er = erow[a:b]
-            for x in range(b - a):
-                l = lr[x]
-                dp = _alpha32(pr[x]) - l
-                dg = _alpha32(gr[x]) - l
-                fp = one - dp if dp >= theta32 else one
-                fg = one - dg if dg >= theta32 else one
-                er[x] = abs(fp - fg) if tr[x] == 128 else zero
+            _k_phi_errors(p, g, t, y, x0 + a, x0 + b, lrow[a:b], theta32, erow[a:b])
             s0, s1, s2, s3 = _lanes_add(erow, a, b, n4, s0, s1, s2, s3)
             a, b, j = _next_span(fr, j, ch, x0, x1)
         total += (s0 + s1) + (s2 + s3)

@@ -1,12 +1,14 @@
-"""numba kernels of the Gradient error (see ``gradient.py`` for the definition).
+"""numba kernels of the Gradient error (see ``_gradient.py`` for the definition).
 
 The Gaussian-derivative filters are rank one and run as 1-D passes in double precision,
-row by row through a ring of 9 horizontally filtered rows per matte, fused with the
-amplitude and the error sum. Only the runs of 32-column chunks of the unknown box that hold
-unknown pixels are filtered (the horizontal pass also where a chunk within 4 rows
-needs it); per pixel the arithmetic, and so every single-precision error, is the same
-as filtering the whole box. The 9-tap loops are written out so that LLVM turns them
-into SIMD code.
+row by row through a ring of 9 horizontally filtered rows per matte (each matte read in
+its own dtype: numba specialises the functions to it); each output row then gets the
+two mattes' amplitudes (one function, called once per matte), their squared
+single-precision difference and its lane sum. Only the runs of 32-column chunks of the
+unknown box that hold unknown pixels are filtered (the horizontal pass also where a
+chunk within 4 rows needs it); per pixel the arithmetic, and so every single-precision
+error, is the same as filtering the whole box. The 9-tap loops are written out so that
+LLVM turns them into SIMD code.
 """
 from __future__ import annotations
 
@@ -56,42 +58,32 @@ def _k_row_pass(xb, gk, dk, A, B):
 
 
 @_jit
-def _k_column_pass(Ap, Bp, Ag, Bg, sl, a, b, gk, dk, scale_p, scale_g, trow, erow):
-    # Vertical pass over columns [a, b) of the 9 buffered rows (ring slots sl[0..8], top
-    # to bottom; trow and erow are views of the same columns), then
-    # (single(amp_p) - single(amp_g))^2 at unknown pixels, with
-    # amp = scale * sqrt(gx^2 + gy^2) in double (scale: mat2gray's 1/(max - min)).
+def _k_amplitude(A, B, sl, a, b, gk, dk, scale, amp):
+    # Vertical pass over columns [a, b) of one matte's 9 buffered rows (ring slots
+    # sl[0..8], top to bottom; A: Gaussian-filtered rows, B: derivative-filtered rows):
+    # amp[x] = single(scale * sqrt(gx^2 + gy^2)) in double, scale: mat2gray's
+    # 1/(max - min); amp is a view of the same columns.
     g0, g1, g2, g3, g4 = gk[0], gk[1], gk[2], gk[3], gk[4]
     d0, d1, d2, d3 = dk[0], dk[1], dk[2], dk[3]
     P0, P1, P2, P3, P4 = (
-        Bp[sl[0], a:b], Bp[sl[1], a:b], Bp[sl[2], a:b], Bp[sl[3], a:b], Bp[sl[4], a:b])
-    P5, P6, P7, P8 = (
-        Bp[sl[5], a:b], Bp[sl[6], a:b], Bp[sl[7], a:b], Bp[sl[8], a:b])
-    Q0, Q1, Q2, Q3 = (
-        Ap[sl[0], a:b], Ap[sl[1], a:b], Ap[sl[2], a:b], Ap[sl[3], a:b])
-    Q5, Q6, Q7, Q8 = (
-        Ap[sl[5], a:b], Ap[sl[6], a:b], Ap[sl[7], a:b], Ap[sl[8], a:b])
-    R0, R1, R2, R3, R4 = (
-        Bg[sl[0], a:b], Bg[sl[1], a:b], Bg[sl[2], a:b], Bg[sl[3], a:b], Bg[sl[4], a:b])
-    R5, R6, R7, R8 = (
-        Bg[sl[5], a:b], Bg[sl[6], a:b], Bg[sl[7], a:b], Bg[sl[8], a:b])
-    S0, S1, S2, S3 = (
-        Ag[sl[0], a:b], Ag[sl[1], a:b], Ag[sl[2], a:b], Ag[sl[3], a:b])
-    S5, S6, S7, S8 = (
-        Ag[sl[5], a:b], Ag[sl[6], a:b], Ag[sl[7], a:b], Ag[sl[8], a:b])
+        B[sl[0], a:b], B[sl[1], a:b], B[sl[2], a:b], B[sl[3], a:b], B[sl[4], a:b])
+    P5, P6, P7, P8 = B[sl[5], a:b], B[sl[6], a:b], B[sl[7], a:b], B[sl[8], a:b]
+    Q0, Q1, Q2, Q3 = A[sl[0], a:b], A[sl[1], a:b], A[sl[2], a:b], A[sl[3], a:b]
+    Q5, Q6, Q7, Q8 = A[sl[5], a:b], A[sl[6], a:b], A[sl[7], a:b], A[sl[8], a:b]
+    for x in range(amp.shape[0]):
+        gx = (g4 * P4[x] + g0 * (P0[x] + P8[x]) + g1 * (P1[x] + P7[x])
+              + g2 * (P2[x] + P6[x]) + g3 * (P3[x] + P5[x]))
+        gy = (d0 * (Q0[x] - Q8[x]) + d1 * (Q1[x] - Q7[x])
+              + d2 * (Q2[x] - Q6[x]) + d3 * (Q3[x] - Q5[x]))
+        amp[x] = np.float32(scale * np.sqrt(gx * gx + gy * gy))
+
+
+@_jit
+def _k_squared_error(amp_p, amp_g, trow, erow):
+    # erow[x] = (amp_p[x] - amp_g[x])^2 in single precision at unknown pixels, else 0
     zero = np.float32(0.0)
     for x in range(erow.shape[0]):
-        gxp = (g4 * P4[x] + g0 * (P0[x] + P8[x]) + g1 * (P1[x] + P7[x])
-               + g2 * (P2[x] + P6[x]) + g3 * (P3[x] + P5[x]))
-        gyp = (d0 * (Q0[x] - Q8[x]) + d1 * (Q1[x] - Q7[x])
-               + d2 * (Q2[x] - Q6[x]) + d3 * (Q3[x] - Q5[x]))
-        gxg = (g4 * R4[x] + g0 * (R0[x] + R8[x]) + g1 * (R1[x] + R7[x])
-               + g2 * (R2[x] + R6[x]) + g3 * (R3[x] + R5[x]))
-        gyg = (d0 * (S0[x] - S8[x]) + d1 * (S1[x] - S7[x])
-               + d2 * (S2[x] - S6[x]) + d3 * (S3[x] - S5[x]))
-        ap = np.float32(scale_p * np.sqrt(gxp * gxp + gyp * gyp))
-        ag = np.float32(scale_g * np.sqrt(gxg * gxg + gyg * gyg))
-        e = ap - ag
+        e = amp_p[x] - amp_g[x]
         erow[x] = e * e if trow[x] == 128 else zero
 
 
@@ -118,6 +110,8 @@ def _k_gradient(p, g, t, y0, y1, x0, x1, flags, ch, scale_p, scale_g, gk, dk):
     Bg = np.empty((9, bw))
     xbp = np.empty(bw + 8)
     xbg = np.empty(bw + 8)
+    amp_p = np.empty(bw, np.float32)
+    amp_g = np.empty(bw, np.float32)
     erow = np.empty(bw, np.float32)
     sl = np.empty(9, np.int64)
     total = 0.0
@@ -147,8 +141,9 @@ def _k_gradient(p, g, t, y0, y1, x0, x1, flags, ch, scale_p, scale_g, gk, dk):
         trow = t[y0 + yi]
         s0 = s1 = s2 = s3 = 0.0
         while a >= 0:
-            _k_column_pass(Ap, Bp, Ag, Bg, sl, a, b, gk, dk, scale_p, scale_g,
-                           trow[x0 + a:x0 + b], erow[a:b])
+            _k_amplitude(Ap, Bp, sl, a, b, gk, dk, scale_p, amp_p[a:b])
+            _k_amplitude(Ag, Bg, sl, a, b, gk, dk, scale_g, amp_g[a:b])
+            _k_squared_error(amp_p[a:b], amp_g[a:b], trow[x0 + a:x0 + b], erow[a:b])
             s0, s1, s2, s3 = _lanes_add(erow, a, b, n4, s0, s1, s2, s3)
             a, b, j = _next_span(fr, j, ch, x0, x1)
         total += (s0 + s1) + (s2 + s3)

@@ -1,7 +1,8 @@
 """CV-UNet: the article's trimap-free UNet with a swappable encoder (notebooks 03, 06).
 
 A light UNet decoder with skips down to full resolution on top of any registered encoder,
-with named parameter groups for staged fine-tuning.
+with named parameter groups for staged fine-tuning. Architecture only: a pretrained CV-UNet comes
+from :func:`lowlight.models.create_model` (or ``CVUNet(create_encoder(name, pretrained=...))``).
 """
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .encoders import Encoder, build_encoder
 from .groups import GroupedModule
-
-from .encoders import Encoder, create_encoder
 
 
 class ConvBNAct(nn.Sequential):
@@ -67,8 +67,11 @@ class MattingHead(nn.Module):
 class CVUNet(GroupedModule):
     """CV-UNet-style trimap-free matting network with a swappable encoder. Notebook 03.
 
-    ``CVUNet(encoder="mobilenetv2" | "convnext_t" | "swin_t" | Encoder, pretrained=...)``:
-    RGB in [0, 1] (N, 3, H, W) of any size -> alpha in [0, 1] (N, 1, H, W). The input is padded
+    ``CVUNet(encoder="mobilenetv2" | "convnext_t" | "swin_t" | Encoder)``:
+    RGB in [0, 1] (N, 3, H, W) of any size -> alpha in [0, 1] (N, 1, H, W). A name builds that
+    encoder with random weights (``timm_kwargs`` go to timm); for pretrained weights pass an
+    :class:`Encoder` from :func:`lowlight.models.create_encoder` (``pretrained=`` takes only
+    ``False``/``None`` here: this class loads no weights). The input is padded
     (replicate) to a multiple of 32, normalised as the encoder's weights expect, and the
     output is cropped back. The decoder goes up from stride 32 to full resolution with a skip at
     every scale: encoder features where the encoder has them, otherwise a small convolution of
@@ -87,13 +90,18 @@ class CVUNet(GroupedModule):
                  decoder_channels: Sequence[int] = (96, 64, 32, 24, 16),
                  image_skip_channels: tuple[int, int] = (8, 16), **timm_kwargs):
         super().__init__()
+        if pretrained not in (False, None):
+            raise ValueError(
+                f"CVUNet(pretrained={pretrained!r}): the network class builds random weights only; "
+                f"pass CVUNet(lowlight.models.create_encoder(name, pretrained=...)) or use "
+                f"lowlight.models.create_model(...)")
         if isinstance(encoder, Encoder):
-            if pretrained not in (False, None) or timm_kwargs:
-                raise ValueError("CVUNet: pass pretrained/timm options to create_encoder, not "
-                                 "together with an Encoder instance")
+            if timm_kwargs:
+                raise ValueError("CVUNet: pass timm options to create_encoder, not together with an "
+                                 "Encoder instance")
             self.encoder = encoder
         else:
-            self.encoder = create_encoder(encoder, pretrained=pretrained, **timm_kwargs)
+            self.encoder = build_encoder(encoder, **timm_kwargs)
         enc = self.encoder
         self.pad_multiple = max(enc.strides)
         if self.pad_multiple != 32:

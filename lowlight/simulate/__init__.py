@@ -37,16 +37,19 @@ Both simulators take a ``numpy.random.Generator`` (or a seed) and are determinis
 with it. :func:`simulate_torch` is the same maths on batched ``N x 3 x H x W`` tensors
 (for on-the-fly simulation on a GPU).
 
-``camera_pipeline`` / ``camera_pipeline_torch``
+``camera_pipeline``
     What a phone delivers at night: the sensor model, an auto-exposure gain on the linear signal
     (the noise amplified with it), a tone curve, denoising (OpenCV NL-means or bilateral),
     sharpening and JPEG, settings in :class:`CameraParams` (see :mod:`lowlight.simulate.camera`).
+    It runs on numpy images (OpenCV's denoisers and codec); there is no batched version.
+
+The blurs (defocus, unsharp mask) are the Gaussian of :mod:`lowlight.filters`.
 """
 from __future__ import annotations
 from .article import article_low_light
 from .batched import simulate_torch
 from .camera import (CAMERA_RANGES, DENOISERS, STAGES, TONE_CURVES, CameraParams, auto_exposure_gain,
-                     camera_pipeline, camera_pipeline_torch, noise_after_gain, sample_camera_params, tone_lut)
+                     camera_pipeline, noise_after_gain, sample_camera_params, tone_lut)
 from .params import MAX_FULL_WELL, MAX_GAIN, MAX_READ_NOISE, PARAM_RANGES, SimParams, noise_model, sample_params
 from .sensor import check_kernel_fits, motion_kernel, simulate, simulate_linear
 
@@ -70,7 +73,6 @@ __all__ = [
     "TONE_CURVES",
     "STAGES",
     "camera_pipeline",
-    "camera_pipeline_torch",
     "sample_camera_params",
     "auto_exposure_gain",
     "noise_after_gain",

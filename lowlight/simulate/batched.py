@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..color import linear_to_srgb, srgb_to_linear
+from ..filters import gaussian_blur_torch
 from .params import SimParams
-from .sensor import _gaussian_kernel1d, check_kernel_fits, motion_kernel
+from .sensor import check_kernel_fits, motion_kernel
 
 
 # --------------------------------------------------------------------------- the same maths in torch
@@ -54,18 +55,13 @@ def simulate_torch(batch, params: SimParams | Sequence[SimParams] | None = None,
 
     x = batch.to(dt)
     lin = srgb_to_linear(x) * col([p.cast for p in plist])
-    # blur: per-sample kernels (grouped by identical settings to keep it cheap)
+    # blur: each sample with its own kernels
     if any(p.blur_sigma > 0 or p.motion_length > 1 for p in plist):
         out = lin.clone()
         for i, p in enumerate(plist):
             img = lin[i : i + 1]
             if p.blur_sigma > 0:
-                k = torch.from_numpy(_gaussian_kernel1d(p.blur_sigma)).to(dev)
-                r = k.numel() // 2
-                img = F.pad(img, (r, r, 0, 0), mode="reflect")
-                img = F.conv2d(img, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
-                img = F.pad(img, (0, 0, r, r), mode="reflect")
-                img = F.conv2d(img, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
+                img = gaussian_blur_torch(img, p.blur_sigma)
             if p.motion_length > 1:
                 k = torch.from_numpy(motion_kernel(p.motion_length, p.motion_angle)).to(dev)
                 r = k.shape[0] // 2

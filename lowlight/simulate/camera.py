@@ -21,35 +21,32 @@ The chain, one stage each (the names of ``return_stages=True``):
 ``toned``      an optional global tone curve (:data:`TONE_CURVES`), an 8-bit lookup on the sRGB values
 ``denoised``   OpenCV's ``fastNlMeansDenoisingColored`` (``h = hColor = denoise_strength``) or
                ``bilateralFilter`` (``sigmaColor = 2 x denoise_strength``, ``sigmaSpace = 2`` px)
-``sharpened``  an unsharp mask on the 8-bit values: ``x + amount * (x - gauss_radius(x))``
+``sharpened``  an unsharp mask on the 8-bit values: ``x + amount * (x - blur(x))``, ``blur`` the
+               Gaussian of sigma ``unsharp_radius`` (:func:`lowlight.filters.gaussian_blur`)
 ``jpeg``       ``cv2.imencode(".jpg", quality)`` then ``cv2.imdecode`` (OpenCV's 4:2:0 chroma)
 
 A real phone denoises the raw (often several frames) before its tone mapping; here the denoiser
 runs on the 8-bit sRGB image, where OpenCV's filters work -- the look (smeared fine detail,
 blotchy low-frequency noise) is the same kind.
 
-:func:`camera_pipeline_torch` is the batched version on ``N x 3 x H x W`` tensors: the auto-exposure,
-the sensor and gain (:func:`simulate_torch`), the tone curve and the unsharp mask run batched on the
-batch's device. **Not batched**: the denoisers and the JPEG codec exist only in OpenCV, so those two
-stages move each sample to the CPU, run the numpy code and move it back (the numbers are the same;
-the speed is that of the CPU).
+The chain runs on numpy images, one at a time: the denoisers and the JPEG codec exist only in
+OpenCV. On batched tensors, :func:`lowlight.simulate.simulate_torch` renders the sensor stage alone.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
 from ..color import LUMA_WEIGHTS, check_image
+from ..filters import gaussian_blur, gaussian_radius
 from .params import MAX_GAIN, SimParams, _as_rng, _is_real, noise_model, sample_params
-from .sensor import _gaussian_kernel1d, _gaussian_radius, simulate
+from .sensor import simulate
 
 __all__ = ["CameraParams", "CAMERA_RANGES", "DENOISERS", "TONE_CURVES", "STAGES", "camera_pipeline",
-           "camera_pipeline_torch", "sample_camera_params", "auto_exposure_gain", "noise_after_gain",
-           "tone_lut"]
+           "sample_camera_params", "auto_exposure_gain", "noise_after_gain", "tone_lut"]
 
 DENOISERS = ("nlmeans", "bilateral", "none")
 #: global tone curves on 8-bit sRGB values: ``s_curve`` adds contrast (a smoothstep blended in by
@@ -279,20 +276,17 @@ def _denoise(img: np.ndarray, p: CameraParams) -> np.ndarray:
 
 
 def _check_radius(p: CameraParams, h: int, w: int, name: str) -> None:
-    if p.unsharp_amount > 0 and _gaussian_radius(p.unsharp_radius) >= min(h, w):
+    if p.unsharp_amount > 0 and gaussian_radius(p.unsharp_radius) >= min(h, w):
         raise ValueError(f"CameraParams.unsharp_radius={p.unsharp_radius:g}: the Gaussian kernel (radius "
-                         f"{_gaussian_radius(p.unsharp_radius)} px) does not fit this {w}x{h} (WxH) {name}; "
+                         f"{gaussian_radius(p.unsharp_radius)} px) does not fit this {w}x{h} (WxH) {name}; "
                          f"use unsharp_radius <= {max(0, min(h, w) - 1) / 3:g}")
 
 
 def _sharpen(img: np.ndarray, p: CameraParams) -> np.ndarray:
-    import cv2
-
     if p.unsharp_amount == 0:
         return img
     x = img.astype(np.float32)
-    k = _gaussian_kernel1d(p.unsharp_radius)
-    blur = cv2.sepFilter2D(x, -1, k, k, borderType=cv2.BORDER_REFLECT_101)
+    blur = gaussian_blur(x, p.unsharp_radius)
     y = x + np.float32(p.unsharp_amount) * (x - blur)
     return np.rint(np.clip(y, 0, 255)).astype(np.uint8)
 
@@ -382,102 +376,3 @@ def camera_pipeline(image: np.ndarray, params: CameraParams | None = None, rng=N
     stages["gain"] = float(gain)
     stages["seconds"] = seconds
     return x, stages
-
-
-# --------------------------------------------------------------------------- the pipeline (torch)
-def camera_pipeline_torch(batch, params: CameraParams | Sequence[CameraParams] | None = None, generator=None,
-                          return_stages: bool = False):
-    """Batched :func:`camera_pipeline` on ``N x 3 x H x W`` float tensors in [0, 1] (any device).
-
-    ``params``: one :class:`CameraParams` or one per sample (all sharing ``shot_noise`` and
-    ``adc_bits``, as :func:`simulate_torch` requires); ``generator``: a ``torch.Generator`` on the
-    batch's device. Returns a tensor like the batch with values ``k / 255``; with
-    ``return_stages=True`` also a dict of the stages (tensors) and ``"gain"`` (a list).
-
-    Batched on the device: auto-exposure's histograms, the sensor and the gain (``simulate_torch``),
-    the tone curve, the unsharp mask. Not batched: denoising (OpenCV NL-means / bilateral) and JPEG
-    (OpenCV's codec) run per sample on the CPU through the numpy functions. The noise is drawn by
-    torch, so a sample's grain differs from :func:`camera_pipeline`'s (same distribution); without
-    noise the two agree to within a grey level or so.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from .batched import check_batch, simulate_torch
-
-    check_batch(batch)
-    n, _, h, w = batch.shape
-    if params is None or isinstance(params, CameraParams):
-        plist = [_check_params(params)] * n
-    else:
-        plist = list(params)
-        if len(plist) != n or not all(isinstance(p, CameraParams) for p in plist):
-            raise ValueError(f"params: expected one CameraParams or a list of {n} CameraParams")
-    for i, p in enumerate(plist):
-        _check_radius(p, h, w, f"batch (sample {i})")
-    dev = batch.device
-
-    # auto-exposure: per-sample, per-channel histograms of the 8-bit levels, counted on the device
-    levels = torch.round(batch.float() * 255).long()
-    offsets = (torch.arange(n * 3, device=dev) * 256).view(n, 3, 1, 1)
-    hist = torch.bincount((levels + offsets).flatten(), minlength=n * 3 * 256).view(n, 3, 256)
-    hist = (hist.double() / float(h * w)).cpu().numpy()
-    gains = [p.gain if p.gain is not None else auto_exposure_gain(hist[i], p) for i, p in enumerate(plist)]
-
-    stages: dict = {}
-    if return_stages:
-        if generator is None:   # a random seed, but one whose draws can be replayed for both stages
-            generator = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,))))
-        state = generator.get_state()
-        stages["raw"] = simulate_torch(batch, [p.sensor for p in plist], generator)
-        generator.set_state(state)
-    x = simulate_torch(batch, [p.sensor.replace(gain=p.sensor.gain * g) for p, g in zip(plist, gains)], generator)
-    stages["gained"] = x
-    x255 = torch.round(x.float() * 255)
-
-    # tone curve: a lookup per sample
-    if any(p.tone_curve is not None for p in plist):
-        x255 = x255.clone()
-        for i, p in enumerate(plist):
-            if p.tone_curve is not None:
-                lut = torch.from_numpy(tone_lut(p.tone_curve).astype(np.float32)).to(dev)
-                x255[i] = lut[x255[i].long()]
-    stages["toned"] = x255 / 255
-
-    # denoising: OpenCV on the CPU, one sample at a time
-    if any(p.denoise != "none" and p.denoise_strength > 0 for p in plist):
-        x255 = x255.clone()
-        for i, p in enumerate(plist):
-            img = x255[i].permute(1, 2, 0).to("cpu", torch.uint8).contiguous().numpy()
-            x255[i] = torch.from_numpy(_denoise(img, p)).to(dev).permute(2, 0, 1).float()
-    stages["denoised"] = x255 / 255
-
-    # unsharp mask: batched separable convolutions, samples grouped by their settings
-    groups: dict[tuple, list[int]] = {}
-    for i, p in enumerate(plist):
-        if p.unsharp_amount > 0:
-            groups.setdefault((p.unsharp_amount, p.unsharp_radius), []).append(i)
-    if groups:
-        x255 = x255.clone()
-        for (amount, radius), idx in groups.items():
-            k = torch.from_numpy(_gaussian_kernel1d(radius)).to(dev)
-            r = k.numel() // 2
-            sub = x255[idx]
-            b = F.conv2d(F.pad(sub, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
-            b = F.conv2d(F.pad(b, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
-            x255[idx] = torch.round((sub + amount * (sub - b)).clamp(0, 255))
-    stages["sharpened"] = x255 / 255
-
-    # JPEG: OpenCV's codec on the CPU, one sample at a time
-    if any(p.jpeg_quality is not None for p in plist):
-        x255 = x255.clone()
-        for i, p in enumerate(plist):
-            img = x255[i].permute(1, 2, 0).to("cpu", torch.uint8).contiguous().numpy()
-            x255[i] = torch.from_numpy(_jpeg(img, p)).to(dev).permute(2, 0, 1).float()
-    out = (x255 / 255).to(batch.dtype)
-    if not return_stages:
-        return out
-    stages["jpeg"] = out
-    stages = {k: (v.to(batch.dtype) if torch.is_tensor(v) else v) for k, v in stages.items()}
-    stages["gain"] = [float(g) for g in gains]
-    return out, stages

@@ -7,8 +7,7 @@ import math
 import numpy as np
 
 from ..color import check_image, linear_to_srgb, srgb_to_linear
-
-
+from ..filters import gaussian_blur, gaussian_radius
 from .params import SimParams, _as_rng
 
 
@@ -51,26 +50,15 @@ def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def _gaussian_kernel1d(sigma: float) -> np.ndarray:
-    radius = _gaussian_radius(sigma)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
-
-
-def _gaussian_radius(sigma: float) -> int:
-    return max(1, int(math.ceil(3 * sigma)))
-
-
 def check_kernel_fits(p: SimParams, h: int, w: int, name: str = "image") -> None:
     """Refuse blur kernels that do not fit an ``h`` x ``w`` image: a kernel's radius must be
     smaller than the image's shorter side (what reflect padding can supply). A larger kernel
     would smear the whole image into its mean -- and a huge one takes minutes to build.
     The error names the parameter, the image size and the largest value that fits."""
     side = min(int(h), int(w))
-    if p.blur_sigma > 0 and _gaussian_radius(p.blur_sigma) >= side:
+    if p.blur_sigma > 0 and gaussian_radius(p.blur_sigma) >= side:
         raise ValueError(
-            f"SimParams.blur_sigma={p.blur_sigma:g}: the Gaussian kernel (radius {_gaussian_radius(p.blur_sigma)} px) "
+            f"SimParams.blur_sigma={p.blur_sigma:g}: the Gaussian kernel (radius {gaussian_radius(p.blur_sigma)} px) "
             f"does not fit this {w}x{h} (WxH) {name}; the radius must be smaller than the shorter side "
             f"({side} px), i.e. blur_sigma <= {max(0, side - 1) / 3:g}")
     if p.motion_length > 1:
@@ -86,8 +74,7 @@ def _blur_numpy(lin: np.ndarray, p: SimParams) -> np.ndarray:
     import cv2
 
     if p.blur_sigma > 0:
-        k = _gaussian_kernel1d(p.blur_sigma)
-        lin = cv2.sepFilter2D(lin, -1, k, k, borderType=cv2.BORDER_REFLECT_101)
+        lin = gaussian_blur(lin, p.blur_sigma)
     if p.motion_length > 1:
         lin = cv2.filter2D(lin, -1, motion_kernel(p.motion_length, p.motion_angle), borderType=cv2.BORDER_REFLECT_101)
     return lin

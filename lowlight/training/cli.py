@@ -24,9 +24,11 @@ from typing import Sequence
 import torch
 
 from .. import config
-from ..io import CheckpointError, load_model_weights, weights_digest, writable_dir_problem
-from .stages import article_stages, baseline_stage, family_of
-from .trainer import CollapseError, Trainer, amp_setup, dist_info
+from ..io import CheckpointError, weights_digest, writable_dir_problem
+from .data import FinetuneData, LLMatteData
+from .recipe import PreviousStageMissing, build_model, loader_settings, recipe_stages, train
+from .stages import BASELINE, LossSpec, family_of
+from .trainer import CollapseError, amp_setup, dist_info
 
 __all__ = ["main"]
 
@@ -134,7 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             device = "cpu"
     seed = prof.seed if args.seed is None else args.seed
-    config.seed_everything(seed)
     try:
         return _train(args, prof, family, out, device, seed)
     except (CollapseError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
@@ -144,47 +145,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.distributed.destroy_process_group()
 
 
-def _train(args, prof, family, out: Path, device, seed: int) -> int:
-    from ..models import create_model
-    from ..data import finetune_llmatte
-    from .data import build_finetune_set, make_datasets
-
-    pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
-    model = create_model(args.model, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint,
-                         bn_eval_encoder=bool(pretrained))
-    dynamic = args.dynamic_mode if args.use_dynamic_loss else None
-    stages = ([baseline_stage(prof)] if family == "cvunet" else []) + article_stages(prof, family)
-    index = {s.name: i + (family == "modnet") for i, s in enumerate(stages)}
-    wanted = {"all": None, "baseline": "baseline"}.get(args.stage, f"stage{args.stage}")
-    chosen = stages if wanted is None else [s for s in stages if s.name == wanted]
+def _stages(args, prof, family):
+    """The recipe's stage list with the loss of ``--use-dynamic-loss``/``--dynamic-mode``, and the
+    ``(start, stop)`` of ``--stage`` in it, the chosen stages changed by ``--lr/--epochs/--steps``."""
+    loss = LossSpec(dynamic=args.dynamic_mode if args.use_dynamic_loss else None)
+    stages = recipe_stages(prof, family, loss=loss)
+    wanted = {"all": None, "baseline": BASELINE}.get(args.stage, f"stage{args.stage}")
+    names = [s.name for s in stages]
+    start, stop = (0, len(stages)) if wanted is None else (names.index(wanted), names.index(wanted) + 1)
     if args.lr is not None or args.epochs is not None or args.steps is not None:
-        chosen = [replace(s, lr=args.lr or s.lr, epochs=args.epochs or s.epochs, steps=args.steps or s.steps)
-                  for s in chosen]
-    pos = [s.name for s in stages].index(chosen[0].name)
-    if pos > 0 and not (args.resume and (out / chosen[0].name / "last.pt").is_file()):
-        prev = out / stages[pos - 1].name / "last.pt"
-        if not prev.is_file():
-            print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {prev} (run --stage "
-                  f"{stages[pos - 1].name.replace('stage', '')} first, same --out)", file=sys.stderr)
-            return 2
-        target = getattr(model, "matting", model) if stages[pos - 1].name == "baseline" else model
-        load_model_weights(target, prev)
-    batch = args.batch_size or (prof.ft_batch if family == "modnet" else None)
-    tr = Trainer(model, out, prof, device=device, amp=args.amp, dynamic=dynamic, batch_size=batch,
-                 num_workers=args.workers if args.workers is not None else (0 if family == "modnet" else None),
-                 seed=seed, progress=True)
-    for spec in chosen:
-        if args.data_path or family == "cvunet":
-            train_ds, val_ds = make_datasets(prof, args.data_path, mode=spec.data_mode, seed=seed)
-        else:
-            from ..data import LLMatteDataset
+        stages[start:stop] = [replace(s, lr=args.lr or s.lr, epochs=args.epochs or s.epochs,
+                                      steps=args.steps or s.steps) for s in stages[start:stop]]
+    return stages, start, stop
 
-            train_ds = build_finetune_set(prof, signal=args.signal, seed=seed).with_processed(
-                prof.ft_processed if args.inputs == "raw+processed" else 0.0)
-            val_ds = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
-        res = tr.run_stage(spec, train_ds, val_ds, stage_index=index[spec.name], resume=args.resume)
-        tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
-               f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
+
+def _train(args, prof, family, out: Path, device, seed: int) -> int:
+    pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
+    model = build_model(args.model, seed, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint)
+    stages, start, stop = _stages(args, prof, family)
+    if args.data_path or family == "cvunet":
+        data = LLMatteData(prof, seed, data_path=args.data_path)
+    else:
+        data = FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
+    batch, workers = loader_settings(prof, family)
+    try:
+        train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
+              batch_size=args.batch_size or batch, num_workers=workers if args.workers is None else args.workers,
+              resume=args.resume, progress=True)
+    except PreviousStageMissing as exc:
+        print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {exc.path} (run --stage "
+              f"{exc.previous.replace('stage', '')} first, same --out)", file=sys.stderr)
+        return 2
     print(f"rank {dist_info()[0]} final weights sha256 {weights_digest(model)}", flush=True)
     if dist_info()[1] > 1:
         torch.distributed.barrier()

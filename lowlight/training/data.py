@@ -34,10 +34,13 @@ from .. import config
 from ..data import finetune_llmatte
 
 __all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "processed_scenes", "build_finetune_set",
-           "SIGNALS", "FT_EV_RANGE"]
+           "SIGNALS", "INPUTS", "FT_EV_RANGE", "LLMatteData", "FinetuneData"]
 
 #: what the MODNet fine-tune learns from: true alpha where known + teacher elsewhere, or teacher only
 SIGNALS = ("alpha+distill", "distill")
+#: the low-light inputs of the MODNet fine-tune: raw sensor frames and phone-processed photos
+#: (``profile.finetune.processed_fraction`` of the draws), or raw frames only (the control)
+INPUTS = ("raw+processed", "raw")
 #: exposure range (EV) drawn for the low-light inputs while fine-tuning
 FT_EV_RANGE = (-7.0, -2.0)
 
@@ -51,8 +54,9 @@ def make_datasets(profile: config.Profile, data_path: str | Path | None = None, 
     from .. import augment as aug
     from .. import data as D
 
+    config.require_profile(profile, where="make_datasets")
     seed = profile.seed if seed is None else seed
-    tf = aug.train_transform(profile.image_size) if augment else None
+    tf = aug.train_transform(profile.data.image_size) if augment else None
     if data_path is None:
         train = D.LLMatteDataset("train", profile, mode=mode, transform=tf, seed=seed, progress=progress)
         val = D.LLMatteDataset("val", profile, mode="low", seed=seed, progress=progress)
@@ -71,12 +75,12 @@ def make_datasets(profile: config.Profile, data_path: str | Path | None = None, 
         raise FileNotFoundError(
             f"--data-path {root}: expected an LL-Matte folder (manifest.json), a Composition-1k layout "
             "(fg/ alpha/ bg/) or image/alpha pairs (image/ alpha/); see data/README.md")
-    full = cls(root, mode=mode, transform=tf, seed=seed, size=profile.image_size, **kw)
+    full = cls(root, mode=mode, transform=tf, seed=seed, size=profile.data.image_size, **kw)
     if hasattr(full, "check"):
         full.check()
     n_val = max(1, len(full) // 10)
     idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-    val_full = cls(root, mode="low", seed=seed, size=profile.eval_size, **kw)
+    val_full = cls(root, mode="low", seed=seed, size=profile.data.eval_size, **kw)
     return torch.utils.data.Subset(full, idx[n_val:]), torch.utils.data.Subset(val_full, idx[:n_val])
 
 
@@ -233,17 +237,18 @@ def processed_scenes(scenes: list[np.ndarray], seed: int = 0) -> list[tuple[np.n
     return out
 
 
-def build_finetune_set(profile: config.Profile | str | None = None, teacher: torch.nn.Module | None = None,
+def build_finetune_set(profile: config.Profile, teacher: torch.nn.Module | None = None,
                        signal: str = "alpha+distill", seed: int = 0, progress: bool = False) -> FinetuneSet:
     """The MODNet fine-tuning set of ``profile``: its LL-Matte portraits (with their true matte) plus
     people-free scene crops, ``teacher``'s matte of every image (computed once, here) and one
     phone-processed low-light version of every image (LL-Matte's stored one; made here for the
-    scenes), used in ``profile.ft_processed`` of the low-light draws. ``teacher`` defaults to MODNet
-    as shipped. Use :meth:`FinetuneSet.with_signal` / :meth:`~FinetuneSet.with_processed` for
-    other variants rather than building again."""
+    scenes), used in ``profile.finetune.processed_fraction`` of the low-light draws. ``teacher``
+    defaults to MODNet as shipped. Use :meth:`FinetuneSet.with_signal` /
+    :meth:`~FinetuneSet.with_processed` for other variants rather than building again."""
     from ..data import LLMatteDataset
 
-    p = config.as_profile(profile)
+    p = config.require_profile(profile, where="build_finetune_set")
+    ft = p.finetune
     if signal not in SIGNALS:
         raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
     if teacher is None:
@@ -252,9 +257,64 @@ def build_finetune_set(profile: config.Profile | str | None = None, teacher: tor
         teacher = create_model("modnet")
     ds = LLMatteDataset("train", p, mode="low", path=finetune_llmatte(p, progress), seed=seed, low="processed")
     raw = [ds.raw(i, None) for i in range(len(ds))]
-    scenes = scene_crops(p.ft_size, p.ft_scene_crops, seed=p.seed)
+    scenes = scene_crops(ft.size, ft.scene_crops, seed=p.seed)
     images = [r["normal"] for r in raw] + scenes
     alphas = [r["alpha"].astype(np.float32) / 255.0 for r in raw] + [None] * len(scenes)
     processed = [(r["low"], float(r["meta"]["ev"])) for r in raw] + processed_scenes(scenes, seed=p.seed)
     return FinetuneSet(images, _teacher_mattes(teacher.eval(), images), alphas, signal=signal, seed=seed,
-                       crop=p.ft_crop, processed=processed, processed_fraction=p.ft_processed)
+                       crop=ft.crop, processed=processed, processed_fraction=ft.processed_fraction)
+
+
+# --------------------------------------------------------------------------- data per stage
+class LLMatteData:
+    """The data of CV-UNet's stages (and of any model given a data folder): for each stage,
+    :func:`make_datasets` of ``profile`` (``data_path``: a real-data folder instead of LL-Matte)
+    in the stage's ``data_mode`` -- normal light for the original, mixed for the three stages.
+    Calling it with a :class:`~lowlight.training.stages.StageSpec` gives ``(train, val)``."""
+
+    def __init__(self, profile: config.Profile, seed: int, data_path: str | Path | None = None):
+        self.profile = config.require_profile(profile, where="LLMatteData")
+        self.seed, self.data_path = seed, data_path
+
+    def __call__(self, spec) -> tuple:
+        """``(train, val)`` for the stage ``spec`` (its ``data_mode``)."""
+        return make_datasets(self.profile, self.data_path, mode=spec.data_mode, seed=self.seed)
+
+
+class FinetuneData:
+    """The data of MODNet's fine-tune, the same for every stage: the :class:`FinetuneSet` of
+    ``profile`` seeded ``seed`` with ``signal`` and ``inputs`` (``"raw+processed"``:
+    ``profile.finetune.processed_fraction`` of the low-light draws are phone-processed photos;
+    ``"raw"``: sensor frames only), and low-light validation portraits. ``train_set``: a set to
+    draw from instead of building one (its images and teacher targets are shared); ``val_set``:
+    validation samples with true alpha (default: the fine-tuning LL-Matte's validation split).
+    Both are made on first use (:meth:`sets`) and kept."""
+
+    def __init__(self, profile: config.Profile, seed: int, signal: str = "alpha+distill",
+                 inputs: str = "raw+processed", train_set: FinetuneSet | None = None, val_set=None):
+        self.profile = config.require_profile(profile, where="FinetuneData")
+        if signal not in SIGNALS:
+            raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
+        self.seed, self.signal, self.inputs = seed, signal, inputs
+        self._train, self._val = train_set, val_set
+        self._ready = False
+
+    def sets(self) -> tuple:
+        """``(train, val)``: the fine-tuning set as drawn for this run, and the validation samples."""
+        if not self._ready:
+            from ..data import LLMatteDataset
+
+            base = self._train if self._train is not None else build_finetune_set(
+                self.profile, signal=self.signal, seed=self.seed)
+            fraction = self.profile.finetune.processed_fraction if self.inputs == "raw+processed" else 0.0
+            self._train = base.with_seed(self.seed).with_signal(self.signal).with_processed(fraction)
+            if self._val is None:
+                self._val = LLMatteDataset("val", self.profile, mode="low", path=finetune_llmatte(self.profile))
+            self._ready = True
+        return self._train, self._val
+
+    def __call__(self, spec) -> tuple:
+        """``(train, val)``: the same for every stage (see :meth:`sets`)."""
+        return self.sets()

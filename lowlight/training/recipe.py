@@ -1,34 +1,135 @@
-"""The article's recipe end to end, for MODNet (the course's original) and for CV-UNet (notebook 06).
+"""The article's recipe, in one place: (model, data, stages, seed, profile) -> a training run
+(notebook 06 and ``python -m lowlight.training``).
 
-* :func:`finetune_modnet` -- MODNet as shipped, fine-tuned for low light: the article's three
-  stages (``recipe="staged"``), or the control at the same sample budget, one stage with nothing
-  frozen (``recipe="onestage"``), optionally with Zero-DCE++ in front (``recipe="staged_llie"``).
-* :func:`train_cvunet` -- the article's own architecture from scratch: the "original" CV-UNet on
-  normal light (MODNet's encoder as its start), then the three stages. Meant for the ``full``
-  profile on a GPU.
+* :func:`build_model` -- the network, created under the run's seed;
+* :func:`recipe_stages` -- the stage list of a family and recipe, each stage with its loss:
+  CV-UNet's original (:data:`~lowlight.training.stages.BASELINE`, normal light) then the
+  article's three stages; MODNet (shipped pretrained) the three stages (``"staged"``,
+  ``"staged_llie"``) or the control, one stage with nothing frozen (``"onestage"``);
+* the data of each stage -- :class:`~lowlight.training.data.LLMatteData` (CV-UNet, or any
+  model given a data folder) or :class:`~lowlight.training.data.FinetuneData` (MODNet);
+* :func:`train` -- runs a contiguous part of a stage list on one model, each stage from the one
+  before, with checkpoints in ``out/<stage>/``;
+* :func:`finetune_modnet` -- the MODNet fine-tune of notebook 06, all of the above with the
+  run folders of :class:`lowlight.config.RunLayout` and a ``summary.json``.
 
-Checkpoints and summaries land where :class:`lowlight.config.RunLayout` says.
+The command line only turns its arguments into these objects (:mod:`lowlight.training.cli`).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+import torch.nn as nn
 
 from .. import config
-from ..io import atomic_write_json, load_model_weights, weights_digest
-from .stages import article_stages, baseline_stage, one_stage
-from .trainer import Trainer, dist_info
+from ..io import atomic_write_json, weights_digest
+from ..models.weights import load_model_weights
+from .data import INPUTS, FinetuneData, LLMatteData
+from .stages import BASELINE, LossSpec, StageSpec, article_stages, baseline_stage, one_stage
+from .trainer import StageResult, Trainer, dist_info
 
-__all__ = ["MODNET_RECIPES", "INPUTS", "finetune_modnet", "train_cvunet", "BASELINE_LAMBDAS"]
+__all__ = ["MODNET_RECIPES", "INPUTS", "PreviousStageMissing", "build_model", "recipe_stages", "loader_settings",
+           "train", "finetune_modnet", "LLMatteData", "FinetuneData"]
 
 MODNET_RECIPES = ("staged", "onestage", "staged_llie")
-#: the low-light inputs of the MODNet fine-tune: raw sensor frames and phone-processed photos
-#: (``profile.ft_processed`` of the draws), or raw frames only (the control)
-INPUTS = ("raw+processed", "raw")
 
-#: CV-UNet's original is trained with MSE + L1 (the article does not say how CV-UNet was trained;
-#: these two converge fastest on a short budget); fine-tuning then uses the article's loss
-BASELINE_LAMBDAS = {"mse": 1.0, "l1": 1.0}
+
+class PreviousStageMissing(FileNotFoundError):
+    """A stage that continues from the one before it was asked for, and that one's checkpoint is
+    not there. ``stage``: the stage asked for; ``previous``: the stage before; ``path``: its
+    checkpoint."""
+
+    def __init__(self, stage: str, previous: str, path: Path):
+        super().__init__(f"stage {stage} starts from stage {previous}'s checkpoint {path}, which does not exist")
+        self.stage, self.previous, self.path = stage, previous, Path(path)
+
+
+def build_model(name: str, seed: int, pretrained=True, llie: str | None = None,
+                llie_checkpoint: str | Path | None = None) -> nn.Module:
+    """:func:`lowlight.models.create_model` after seeding everything with ``seed`` (what is not
+    pretrained starts from the same random weights for the same seed); whenever ``pretrained`` is
+    asked for, the encoder's batch-norm statistics stay fixed while training."""
+    from ..models import create_model
+
+    config.seed_everything(seed)
+    return create_model(name, pretrained=pretrained, llie=llie, llie_checkpoint=llie_checkpoint,
+                        bn_eval_encoder=bool(pretrained))
+
+
+def recipe_stages(profile: config.Profile, family: str, recipe: str = "staged",
+                  loss: LossSpec = LossSpec()) -> list[StageSpec]:
+    """The stages of a run, in order, each minimising ``loss``: CV-UNet -- its original
+    (:func:`baseline_stage`) then :func:`article_stages`; MODNet -- ``recipe`` ``"staged"`` or
+    ``"staged_llie"``: :func:`article_stages`, ``"onestage"``: :func:`one_stage`."""
+    config.require_profile(profile, where="recipe_stages")
+    if family == "cvunet":
+        return [baseline_stage(profile, loss=loss)] + article_stages(profile, "cvunet", loss=loss)
+    if recipe not in MODNET_RECIPES:
+        raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
+    if recipe == "onestage":
+        return [one_stage(profile, loss=loss)]
+    return article_stages(profile, family, loss=loss)
+
+
+def loader_settings(profile: config.Profile, family: str) -> tuple[int, int]:
+    """``(batch size, loader workers)`` of a family's training: MODNet's fine-tune
+    (``profile.finetune.batch_size``, 0 -- its set lives in memory), CV-UNet's
+    (``profile.training.batch_size``, ``profile.data.num_workers``)."""
+    p = config.require_profile(profile, where="loader_settings")
+    if family == "modnet":
+        return p.finetune.batch_size, 0
+    return p.training.batch_size, p.data.num_workers
+
+
+def _continue_from_previous(model: nn.Module, stages: Sequence[StageSpec], start: int, out: Path,
+                            resume: bool) -> None:
+    """Before running ``stages[start:]`` on its own: load the checkpoint of ``stages[start - 1]``
+    from ``out`` (into the matting network when that stage is CV-UNet's original), unless the run
+    resumes ``stages[start]`` from its own checkpoint."""
+    if start == 0 or (resume and (out / stages[start].name / "last.pt").is_file()):
+        return
+    prev = stages[start - 1]
+    path = out / prev.name / "last.pt"
+    if not path.is_file():
+        raise PreviousStageMissing(stages[start].name, prev.name, path)
+    target = getattr(model, "matting", model) if prev.name == BASELINE else model
+    load_model_weights(target, path)
+
+
+def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSpec], tuple], profile: config.Profile,
+          out: str | Path, seed: int, start: int = 0, stop: int | None = None, device=None, amp: str = "auto",
+          batch_size: int | None = None, num_workers: int | None = None, resume: bool = False,
+          progress: bool = False, log: Callable[[str], None] = print) -> list[StageResult]:
+    """Train ``model`` through ``stages[start:stop]`` (a stage list of :func:`recipe_stages`, or
+    your own), each stage from the one before, with checkpoints, logs and histories in
+    ``out/<stage>/``; returns one :class:`StageResult` per stage.
+
+    ``data(spec)`` gives each stage's ``(train, val)`` datasets (:class:`LLMatteData`,
+    :class:`FinetuneData`). A run that starts after the first stage continues from the previous
+    stage's checkpoint in ``out`` (:class:`PreviousStageMissing` when it is not there). Stages are
+    numbered from 0 when the list starts with CV-UNet's original, else from 1: the number seeds
+    the stage's sampling. ``batch_size``/``num_workers``: ``None`` takes
+    ``profile.training.batch_size`` / ``profile.data.num_workers``. ``resume`` continues each
+    stage from its own checkpoint (a finished stage is skipped)."""
+    config.require_profile(profile, where="train")
+    if not stages:
+        raise ValueError("train: no stages to run")
+    out = Path(out)
+    stop = len(stages) if stop is None else stop
+    _continue_from_previous(model, stages, start, out, resume)
+    tr = Trainer(model, out, profile, device=device, amp=amp, batch_size=batch_size, num_workers=num_workers,
+                 seed=seed, progress=progress, log=log)
+    first = 0 if stages[0].name == BASELINE else 1
+    results = []
+    for i in range(start, stop):
+        spec = stages[i]
+        train_set, val_set = data(spec)
+        res = tr.run_stage(spec, train_set, val_set, stage_index=first + i, resume=resume)
+        tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
+               f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
+        results.append(res)
+    return results
 
 
 def _llie_path(prof: config.Profile, llie_checkpoint) -> Path:
@@ -39,52 +140,41 @@ def _llie_path(prof: config.Profile, llie_checkpoint) -> Path:
     return path
 
 
-def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "staged", seed: int = 0,
+def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int = 0,
                     signal: str = "alpha+distill", inputs: str = "raw+processed", train_set=None, val_set=None,
                     out: str | Path | None = None,
                     device=None, amp: str = "auto", dynamic: str | None = "sample", resume: bool = False,
                     llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
 
-    ``train_set``: a :class:`~lowlight.training.data.FinetuneSet` (built when ``None``; pass one to
-    share the teacher's targets between runs), used with ``seed``, ``signal`` and ``inputs``
-    (``"raw+processed"``: ``profile.ft_processed`` of the low-light draws are phone-processed
-    photos; ``"raw"``: sensor frames only -- the run folder then ends in ``_raw``).
-    ``val_set``: validation samples with true alpha (default: the fine-tuning LL-Matte's
-    validation split, low light). The loss is the article's (MSE + SSIM + edge) with per-sample
-    brightness weights (``dynamic="sample"``); batch-norm statistics stay as shipped.
+    ``recipe``: one of :data:`MODNET_RECIPES` (``"staged_llie"`` puts notebook 04's Zero-DCE++ in
+    front, ``llie_checkpoint`` or the profile's). ``train_set``, ``val_set``, ``signal`` and
+    ``inputs``: see :class:`FinetuneData` (pass a built ``train_set`` to share the teacher's
+    targets between runs); with ``inputs="raw"`` the run folder ends in ``_raw``. The loss is the
+    article's (MSE + SSIM + edge) with brightness weights per ``dynamic`` (per sample by default);
+    batch-norm statistics stay as shipped.
     """
-    from ..data import LLMatteDataset
-    from ..models import create_model
-    from ..data import finetune_llmatte
-    from .data import build_finetune_set
-
-    prof = config.as_profile(profile)
+    prof = config.require_profile(profile, where="finetune_modnet")
     if recipe not in MODNET_RECIPES:
         raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
-    config.seed_everything(seed)
     llie = "zerodce" if recipe == "staged_llie" else None
-    model = create_model("modnet", pretrained=True, llie=llie,
-                         llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
-    if train_set is None:
-        train_set = build_finetune_set(prof, signal=signal, seed=seed)
-    train_set = train_set.with_seed(seed).with_signal(signal).with_processed(
-        prof.ft_processed if inputs == "raw+processed" else 0.0)
-    if val_set is None:
-        val_set = LLMatteDataset("val", prof, mode="low", path=finetune_llmatte(prof))
+    model = build_model("modnet", seed, pretrained=True, llie=llie,
+                        llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
+    data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set)
+    train_set, _ = data.sets()
     tag = (recipe + ("" if signal == "alpha+distill" else f"_{signal}")
            + ("" if inputs == "raw+processed" else f"_{inputs}"))
     run = Path(out) if out else config.RunLayout.of(prof).train_dir("modnet", tag, seed)
-    tr = Trainer(model, run, prof, device=device, amp=amp, dynamic=dynamic, batch_size=prof.ft_batch,
-                 num_workers=0, seed=seed, log=log)
-    stages = article_stages(prof, "modnet") if recipe != "onestage" else [one_stage(prof)]
+    stages = recipe_stages(prof, "modnet", recipe, loss=LossSpec(dynamic=dynamic))
+    batch, workers = loader_settings(prof, "modnet")
+    results = train(model, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
+                    num_workers=workers, resume=resume, log=log)
     summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "inputs": inputs,
                "processed_fraction": train_set.processed_fraction, "seed": seed,
                "train_samples": len(train_set), "stages": []}
-    for i, spec in enumerate(stages, start=1):
-        r = tr.run_stage(spec, train_set, val_set, stage_index=i, resume=resume)
+    for spec, r in zip(stages, results):
         summary["stages"].append({"name": spec.name, "train": spec.train, "lr": spec.lr, "steps": spec.steps,
                                   "seconds": r.seconds, "trainable": r.trainable, "frozen": r.frozen,
                                   "checkpoint": r.checkpoint, "history": r.history})
@@ -92,53 +182,4 @@ def finetune_modnet(profile: config.Profile | str | None = None, recipe: str = "
     summary["weights_sha256"] = weights_digest(model)
     if dist_info()[0] == 0:
         atomic_write_json(run / "summary.json", summary)
-    return summary
-
-
-def train_cvunet(profile: config.Profile | str | None = None, model_name: str = "cvunet", variant: str = "plain",
-                 seed: int | None = None, out: str | Path | None = None, device=None, amp: str = "auto",
-                 dynamic: str | None = "sample", llie_checkpoint: str | Path | None = None, resume: bool = False,
-                 data_path=None, log: Callable[[str], None] = print) -> dict:
-    """CV-UNet from scratch: the original (normal light, MODNet-initialised encoder), then the
-    article's three stages, ``variant="plain"`` or ``"llie"`` (the pretrained LLIE of notebook 04 in
-    front, frozen in stage 3). Returns a summary (``summary.json`` beside the stage folders)."""
-    from ..models import create_model
-    from .data import make_datasets
-
-    prof = config.as_profile(profile)
-    seed = prof.seed if seed is None else seed
-    if variant not in ("plain", "llie"):
-        raise ValueError(f"variant: expected 'plain' or 'llie', got {variant!r}")
-    layout = config.RunLayout.of(prof)
-    root = Path(out) if out else layout.train_dir(model_name, "staged" if variant == "plain" else "staged_llie", seed)
-    base_root = Path(out) / "original" if out else layout.train_dir(model_name, "original", seed)
-    config.seed_everything(seed)
-    summary = {"profile": prof.name, "model": model_name, "variant": variant, "seed": seed, "stages": []}
-    base = create_model(model_name, pretrained=True)
-    base_ckpt = base_root / "baseline" / "last.pt"
-    if not base_ckpt.is_file() or resume:
-        tr = Trainer(base, base_root, prof, device=device, amp=amp, dynamic=None, log=log, lambdas=BASELINE_LAMBDAS,
-                     seed=seed)
-        train_n, val = make_datasets(prof, data_path, mode="normal", seed=seed)
-        res = tr.run_stage(baseline_stage(prof), train_n, val, stage_index=0, resume=resume)
-        summary["baseline"] = {"checkpoint": str(base_ckpt), "seconds": res.seconds, "history": res.history}
-    else:
-        log(f"[baseline] using the trained original {base_ckpt}")
-        summary["baseline"] = {"checkpoint": str(base_ckpt), "seconds": 0.0, "history": []}
-    if variant == "llie":
-        model = create_model(model_name, pretrained=False, llie="zerodce",
-                             llie_checkpoint=_llie_path(prof, llie_checkpoint), bn_eval_encoder=True)
-        load_model_weights(model.matting, base_ckpt)
-    else:
-        model = create_model(model_name, pretrained=False, bn_eval_encoder=True)
-        load_model_weights(model, base_ckpt)
-    tr = Trainer(model, root, prof, device=device, amp=amp, dynamic=dynamic, log=log, seed=seed)
-    train_l, val = make_datasets(prof, data_path, mode="mixed", seed=seed)
-    for i, spec in enumerate(article_stages(prof, "cvunet"), start=1):
-        r = tr.run_stage(spec, train_l, val, stage_index=i, resume=resume)
-        summary["stages"].append({"name": spec.name, "seconds": r.seconds, "trainable": r.trainable,
-                                  "frozen": r.frozen, "checkpoint": r.checkpoint, "history": r.history})
-    summary["weights_sha256"] = weights_digest(model)
-    if dist_info()[0] == 0:
-        atomic_write_json(root / "summary.json", summary)
     return summary

@@ -15,6 +15,9 @@ The table speaks of CV-UNet. On MODNet the same intent maps onto its parameter g
 "encoder stages 1-3" are the MobileNetV2 backbone's first three stages (strides 2, 4, 8); stage 3
 trains everything. Stage lengths are counted in optimisation steps on MODNet (its fine-tune runs
 on a laptop in minutes, see the profiles) and in epochs on CV-UNet (the article's units).
+
+Each stage also names its loss (:class:`LossSpec`): the article's MSE + SSIM + edge, with the
+edge weight from the brightness rule (``dynamic``) or fixed.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from .. import config
+from ..losses import DYNAMIC_MODES, MattingLoss
 
-__all__ = ["StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "article_stages", "one_stage", "baseline_stage",
-           "apply_stage_freezing", "trainable_summary", "family_of"]
+__all__ = ["LossSpec", "StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
+           "baseline_stage", "apply_stage_freezing", "trainable_summary", "family_of"]
 
 #: the article's learning rates for stages 1-3
 ARTICLE_LRS = (1e-4, 5e-5, 1e-5)
@@ -39,11 +43,41 @@ STAGE_TRAIN = {
 }
 
 
+#: the name of CV-UNet's from-scratch stage (numbered 0; the stages after it count from 1)
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Which :class:`lowlight.losses.MattingLoss` a stage trains with.
+
+    ``lambdas``: the terms and their weights, as ``(term, weight)`` pairs in summation order (a
+    dict is accepted); ``None`` is the article's MSE + SSIM + 2 x edge. ``dynamic``: the
+    brightness rule for the edge weight, one of :data:`lowlight.losses.DYNAMIC_MODES` (``"batch"``
+    is the article's per-batch rule, ``"sample"`` the same rule per sample), or ``None`` for the
+    fixed edge weight of ``lambdas``."""
+
+    lambdas: tuple[tuple[str, float], ...] | None = None
+    dynamic: str | None = "sample"
+
+    def __post_init__(self):
+        if isinstance(self.lambdas, dict):
+            object.__setattr__(self, "lambdas", tuple(self.lambdas.items()))
+        if self.dynamic not in DYNAMIC_MODES:
+            raise ValueError(f"LossSpec.dynamic: expected one of {DYNAMIC_MODES}, got {self.dynamic!r}")
+        self.build()                  # the loss checks the terms and weights
+
+    def build(self) -> MattingLoss:
+        """A new loss module of this configuration."""
+        return MattingLoss(lambdas=None if self.lambdas is None else dict(self.lambdas), dynamic=self.dynamic)
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """One training stage. ``train`` names the parameter groups that learn (``"all"``, a comma list
     such as ``"head"``, or ``"all-but:<groups>"``). Its length is ``epochs`` or, when ``steps`` is
-    set, that many optimisation steps (epochs then only pace validation and checkpoints)."""
+    set, that many optimisation steps (epochs then only pace validation and checkpoints). ``loss``:
+    what it minimises (default: the article's loss with per-sample brightness weights)."""
 
     name: str
     train: str
@@ -53,6 +87,7 @@ class StageSpec:
     data_mode: str = "mixed"      # "normal" (CV-UNet baseline), "low" or "mixed" (low + normal_fraction)
     freeze_llie: bool = False     # only meaningful with an LLIE in front
     description: str = ""
+    loss: LossSpec = LossSpec()
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -61,6 +96,8 @@ class StageSpec:
             raise ValueError(f"stage {self.name}: steps must be None or an integer >= 1, got {self.steps!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise ValueError(f"stage {self.name}: lr must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.loss, LossSpec):
+            raise TypeError(f"stage {self.name}: loss must be a LossSpec, got {type(self.loss).__name__}")
 
     @property
     def n_epochs(self) -> int:
@@ -84,13 +121,14 @@ def _split_steps(total: int, parts: int) -> list[int]:
     return [max(1, b) for b in base]
 
 
-def article_stages(profile: config.Profile | str | None = None, family: str = "modnet") -> list[StageSpec]:
-    """The article's three stages for ``family`` with the profile's lengths and learning rates.
+def article_stages(profile: config.Profile, family: str = "modnet", loss: LossSpec = LossSpec()) -> list[StageSpec]:
+    """The article's three stages for ``family`` with the profile's lengths and learning rates,
+    each minimising ``loss``.
 
     MODNet: the article's rates as they are (a pretrained network; 10x larger rates collapse it,
-    notebook 06), ``profile.ft_steps`` steps per stage. CV-UNet: the article's rates times
-    ``profile.lr_scale``, ``profile.stage_epochs`` epochs."""
-    p = config.as_profile(profile)
+    notebook 06), ``profile.finetune.steps`` steps per stage. CV-UNet: the article's rates times
+    ``profile.training.lr_scale``, ``profile.training.stage_epochs`` epochs."""
+    p = config.require_profile(profile, where="article_stages")
     if family not in STAGE_TRAIN:
         raise ValueError(f"family: expected one of {', '.join(STAGE_TRAIN)}, got {family!r}")
     names = ("stage1", "stage2", "stage3")
@@ -99,30 +137,30 @@ def article_stages(profile: config.Profile | str | None = None, family: str = "m
     out = []
     for i, name in enumerate(names):
         if family == "modnet":
-            spec = StageSpec(name, STAGE_TRAIN[family][name], ARTICLE_LRS[i], p.ft_epochs[i],
-                             steps=p.ft_steps[i], freeze_llie=(i == 2), description=why[i])
+            spec = StageSpec(name, STAGE_TRAIN[family][name], ARTICLE_LRS[i], p.finetune.epochs[i],
+                             steps=p.finetune.steps[i], freeze_llie=(i == 2), description=why[i], loss=loss)
         else:
-            spec = StageSpec(name, STAGE_TRAIN[family][name], ARTICLE_LRS[i] * p.lr_scale, p.stage_epochs[i],
-                             freeze_llie=(i == 2), description=why[i])
+            spec = StageSpec(name, STAGE_TRAIN[family][name], ARTICLE_LRS[i] * p.training.lr_scale,
+                             p.training.stage_epochs[i], freeze_llie=(i == 2), description=why[i], loss=loss)
         out.append(spec)
     return out
 
 
-def one_stage(profile: config.Profile | str | None = None, lr: float = 2e-5) -> StageSpec:
+def one_stage(profile: config.Profile, lr: float = 2e-5, loss: LossSpec = LossSpec()) -> StageSpec:
     """The control: MODNet fine-tuned in one stage, nothing frozen, for as many steps as the three
     stages together (the same sample budget) at a constant-scale rate between the article's stage 2
     and stage 3 rates."""
-    p = config.as_profile(profile)
-    return StageSpec("full", "all", lr, sum(p.ft_epochs), steps=sum(p.ft_steps),
-                     description="one stage, nothing frozen (control at the same sample budget)")
+    p = config.require_profile(profile, where="one_stage")
+    return StageSpec("full", "all", lr, sum(p.finetune.epochs), steps=sum(p.finetune.steps),
+                     description="one stage, nothing frozen (control at the same sample budget)", loss=loss)
 
 
-def baseline_stage(profile: config.Profile | str | None = None, lr: float = 3e-4) -> StageSpec:
+def baseline_stage(profile: config.Profile, lr: float = 3e-4, loss: LossSpec = LossSpec()) -> StageSpec:
     """CV-UNet's from-scratch path: the "original" CV-UNet trained on normal-light LL-Matte
-    (lr x ``profile.lr_scale``)."""
-    p = config.as_profile(profile)
-    return StageSpec("baseline", "all", lr * p.lr_scale, p.baseline_epochs, data_mode="normal",
-                     description="the original CV-UNet: normal-light data only")
+    (lr x ``profile.training.lr_scale``, ``profile.training.baseline_epochs`` epochs)."""
+    p = config.require_profile(profile, where="baseline_stage")
+    return StageSpec(BASELINE, "all", lr * p.training.lr_scale, p.training.baseline_epochs, data_mode="normal",
+                     description="the original CV-UNet: normal-light data only", loss=loss)
 
 
 def _matting(model: nn.Module) -> nn.Module:

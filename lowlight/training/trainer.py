@@ -21,7 +21,7 @@ import torch.nn as nn
 from .. import config
 from ..io import CheckpointError, atomic_write_json, atomic_write_text, csv_text, load_checkpoint, save_checkpoint
 from ..models import model_arch
-from .stages import StageSpec, apply_stage_freezing, trainable_summary
+from .stages import LossSpec, StageSpec, apply_stage_freezing, trainable_summary
 
 __all__ = ["Trainer", "StageResult", "CollapseError", "amp_setup", "dist_info"]
 
@@ -86,21 +86,22 @@ class _StageState:
 
 class Trainer:
     """Runs stages on one model (see the module docstring); logs and checkpoints under
-    ``out/<stage>/``. ``loss`` defaults to the article's :class:`lowlight.losses.MattingLoss`
-    (MSE + SSIM + edge) with ``dynamic`` brightness weights."""
+    ``out/<stage>/``. Each stage trains with the loss its :class:`StageSpec` names (``spec.loss``);
+    :attr:`loss` is the current stage's, before the first stage the default :class:`LossSpec`'s
+    (the article's MSE + SSIM + edge with per-sample brightness weights), which :meth:`validate`
+    also reports. ``profile`` (a :class:`lowlight.config.Profile`) gives the defaults of
+    ``batch_size``, ``num_workers`` and ``seed`` (``profile.training``, ``profile.data``) and the
+    epoch length of epoch-counted stages."""
 
     #: predictions with a standard deviation below this while the targets vary count as constant
     COLLAPSE_STD = 1e-3
     #: consecutive constant steps that stop a stage
     COLLAPSE_STEPS = 3
 
-    def __init__(self, model: nn.Module, out: str | Path, profile: config.Profile | str | None = None,
-                 device=None, amp: str = "auto", dynamic: str | None = "sample", batch_size: int | None = None,
-                 num_workers: int | None = None, seed: int | None = None, grad_clip: float = 1.0,
-                 lambdas: dict | None = None, progress: bool = False, log: Callable[[str], None] = print):
-        from ..losses import MattingLoss
-
-        self.profile = config.as_profile(profile)
+    def __init__(self, model: nn.Module, out: str | Path, profile: config.Profile, device=None, amp: str = "auto",
+                 batch_size: int | None = None, num_workers: int | None = None, seed: int | None = None,
+                 grad_clip: float = 1.0, progress: bool = False, log: Callable[[str], None] = print):
+        self.profile = config.require_profile(profile, where="Trainer")
         self.device = config.get_device(device) if not isinstance(device, torch.device) else device
         self.rank, self.world = dist_info()
         self.model = model.to(self.device)
@@ -108,11 +109,11 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.out = Path(out)
         self.autocast_dtype, self.scaler = amp_setup(self.device, amp)
-        self.loss = MattingLoss(lambdas=lambdas, dynamic=dynamic)
+        self.loss = LossSpec().build()
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        self.batch_size = batch_size or self.profile.batch_size
-        self.num_workers = self.profile.num_workers if num_workers is None else num_workers
+        self.batch_size = batch_size or self.profile.training.batch_size
+        self.num_workers = self.profile.data.num_workers if num_workers is None else num_workers
         self.seed = self.profile.seed if seed is None else seed
         self.grad_clip = grad_clip
         self.progress = progress and self.rank == 0
@@ -171,8 +172,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ a stage, in parts
     def prepare(self, spec: StageSpec, train_ds, stage_index: int) -> _StageState:
-        """Freeze per the stage, build the optimiser (AdamW) and the cosine schedule."""
+        """Freeze per the stage, build its loss, the optimiser (AdamW) and the cosine schedule."""
         frozen = apply_stage_freezing(self.model, spec)
+        self.loss = spec.loss.build()
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"stage {spec.name}: no trainable parameters (train={spec.train!r})")
@@ -191,7 +193,8 @@ class Trainer:
                 per_epoch = min(per_epoch, n_batches)
             total = spec.steps
         else:
-            per_epoch = n_batches if self.profile.steps_per_epoch is None else min(n_batches, self.profile.steps_per_epoch)
+            cap = self.profile.training.steps_per_epoch
+            per_epoch = n_batches if cap is None else min(n_batches, cap)
             total = per_epoch * spec.epochs
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total), eta_min=spec.lr * 0.05)
         return _StageState(spec, stage_index, self.out / spec.name, params, model, opt, sched, per_epoch, total, frozen)

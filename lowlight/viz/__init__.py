@@ -11,7 +11,7 @@ from .. import config
 from ..io import atomic_path
 
 
-def save_fig(fig, name: str, profile: str | config.Profile | None = None, dpi: int = 110) -> Path:
+def save_fig(fig, name: str, profile: config.Profile, dpi: int = 110) -> Path:
     """Save ``fig`` as ``<figures dir>/<name>.png`` atomically and return the path.
 
     The figures directory depends on the profile (see :func:`lowlight.config.figures_dir`):

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..evaluation.exposure import CLEAN, darken, grid_means
-from ..evaluation.protocol import _SHORT, quantize_alpha, row_label
+from ..evaluation.protocol import quantize_alpha, row_label, short_label
 from ..metrics import all_metrics
 
 __all__ = ["plot_grid", "plot_changes", "plot_examples", "plot_switch"]
@@ -115,7 +115,7 @@ def plot_examples(matters: Mapping[str, Callable], item: dict, evs: Sequence[flo
             m = all_metrics(pred, gt, tri)
             sad_img = np.abs(pred.astype(np.float64) - gt).sum() / 255.0 / 1000.0
             axes[i, 1 + 2 * j].imshow(pred, cmap="gray", vmin=0, vmax=255)
-            axes[i, 1 + 2 * j].set_title(_SHORT.get(row.partition("/s")[0], row), fontsize=7)
+            axes[i, 1 + 2 * j].set_title(short_label(row), fontsize=7)
             err = np.abs(pred.astype(np.int16) - gt.astype(np.int16)) / 255.0
             axes[i, 2 + 2 * j].imshow(err, cmap="magma", vmin=0, vmax=1)
             axes[i, 2 + 2 * j].set_title(f"|error|: SAD {sad_img:.2f} (image)\n{m['sad']:.2f} (band)", fontsize=6)

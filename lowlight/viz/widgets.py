@@ -66,7 +66,7 @@ class MatteModels:
     checkpoint: str | None = None   # where the fine-tuned weights came from
 
     @classmethod
-    def load(cls, profile=None, fine_tuned: bool = True, max_side: int = MATTE_SIDE) -> "MatteModels":
+    def load(cls, profile: config.Profile, fine_tuned: bool = True, max_side: int = MATTE_SIDE) -> "MatteModels":
         """The original MODNet (real weights, :func:`lowlight.models.create_model`) and, when
         ``runs/<profile>/train/modnet-staged/seed0/stage3/last.pt`` exists (notebook 06), the
         fine-tuned one (:func:`lowlight.models.model_from_checkpoint`)."""
@@ -344,7 +344,7 @@ def explorer(image: np.ndarray | None = None, seed: int = 0, mattes: MatteModels
              reference: np.ndarray | None = None):
     """Sliders for exposure (EV), shot noise (full well), read noise and colour cast, plus the
     article's formula with its gamma, and the phone's gain (``auto`` = auto-exposure), denoise
-    strength and JPEG quality (third panel: :func:`phone_view`); with ``mattes`` (built once, e.g. ``MatteModels.load()``)
+    strength and JPEG quality (third panel: :func:`phone_view`); with ``mattes`` (built once, e.g. ``MatteModels.load(P)``)
     each state also shows MODNet's matte of the simulated image, next to ``reference`` (the
     original model's normal-light matte; computed once here when not given). Returns the
     ``ipywidgets.interactive`` (its first child is the EV slider)."""

@@ -5,8 +5,8 @@ constants, so the raw mattes are filtered (each read in its own dtype, widened t
 double per pixel) and the amplitudes scaled by s, equal up to rounding. Filters and
 sums are confined to the bounding box of the unknown pixels plus the 4-pixel filter
 margin (real data inside the image, replicated border outside it, so the result is
-exact). The numba kernel is in ``_kernels_gradient.py``; without numba the same
-value comes from OpenCV's ``sepFilter2D``.
+exact). The numba kernel is in ``_kernels_gradient.py``; with the kernels switched off
+(:func:`lowlight.metrics.use_numba`) the same value comes from OpenCV's ``sepFilter2D``.
 """
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ import numpy as np
 from . import _kernels as _k
 from ._common import _DK, _GK, _HALF, _masked_sum
 from ._inputs import Prepared
+from ._kernels_gradient import _k_gradient
 
-__all__ = ["gradient_error"]
-
-if _k.HAVE_NUMBA:
-    from ._kernels_gradient import _k_gradient
+__all__ = ["gradient_error", "gradient_of"]
 
 
 def _mat2gray_scale(P: Prepared, i: int):
@@ -43,7 +41,8 @@ def _gradient_amplitude_opencv(a, box, scale):
     return (amp * scale).astype(np.float32)
 
 
-def _gradient(P: Prepared) -> float:
+def gradient_of(P: Prepared) -> float:
+    """Gradient error / 1000 of prepared inputs (numba kernel or OpenCV fallback)."""
     if P.n == 0:
         return 0.0
     sp, sg = _mat2gray_scale(P, 0), _mat2gray_scale(P, 1)
@@ -65,4 +64,4 @@ def gradient_error(pred, gt, trimap) -> float:
     """Gradient error over the unknown pixels, in thousands, as
     ``compute_gradient_loss.m`` (mat2gray, Gaussian derivatives sigma 1.4, replicated
     borders, single-precision error). Notebook 07."""
-    return _gradient(Prepared(pred, gt, trimap))
+    return gradient_of(Prepared(pred, gt, trimap))

@@ -2,8 +2,9 @@
 
 Components are global, so the levels are computed over the whole image; the error is
 summed over the unknown box only. The numba pipeline (``_kernels_connectivity.py``)
-encodes the levels as horizontal runs and joins them with a union-find; without numba
-the same value comes from OpenCV labelling, one call per level (slower).
+encodes the levels as horizontal runs and joins them with a union-find; with the kernels
+switched off (:func:`lowlight.metrics.use_numba`) the same value comes from OpenCV
+labelling, one call per level (slower).
 """
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ from . import _kernels as _k
 from ._common import (CONNECTIVITY_STEP, _P32_LUT, _THETA32, _masked_sum, _single_alpha,
                       matlab_thresholds)
 from ._inputs import Prepared
+from ._kernels_connectivity import (_k_break_runs, _k_largest, _k_level_runs, _k_phi_sum,
+                                    _k_sort_runs)
 
-__all__ = ["connectivity_error", "EMPTY_LEVELS"]
+__all__ = ["connectivity_error", "connectivity_of", "EMPTY_LEVELS"]
 
 #: what a threshold level whose intersection is empty does (see :func:`connectivity_error`)
 EMPTY_LEVELS = ("skip", "disconnect")
-
-if _k.HAVE_NUMBA:
-    from ._kernels_connectivity import (_k_break_runs, _k_largest, _k_level_runs,
-                                        _k_phi_sum, _k_sort_runs)
 
 
 def _threshold_tables(thresholds):
@@ -109,7 +108,8 @@ def _connectivity_opencv(P: Prepared, thresholds, skip: bool):
     return _masked_sum(np.abs(fp - fg).astype(np.float32), P.crop(P.mask))
 
 
-def _connectivity(P: Prepared, step: float = CONNECTIVITY_STEP, empty: str = "skip") -> float:
+def connectivity_of(P: Prepared, step: float = CONNECTIVITY_STEP, empty: str = "skip") -> float:
+    """Connectivity error / 1000 of prepared inputs (numba pipeline or OpenCV fallback)."""
     if empty not in EMPTY_LEVELS:
         raise ValueError(f"empty: expected one of {EMPTY_LEVELS}, got {empty!r}")
     if P.n == 0:
@@ -135,4 +135,4 @@ def connectivity_error(pred, gt, trimap, step: float = CONNECTIVITY_STEP, empty:
     source region, and at an empty level every pixel has lost it, so survivors get the previous
     threshold (mmediting's choice); an all-zero prediction then costs the truth's mass above
     theta. The two agree whenever the two mattes overlap at every threshold."""
-    return _connectivity(Prepared(pred, gt, trimap), step, empty)
+    return connectivity_of(Prepared(pred, gt, trimap), step, empty)

@@ -16,11 +16,12 @@ from . import _kernels as _k
 from ._common import _MSE_LUT, _P64_LUT, _SAD_LUT, _masked_sum
 from ._inputs import Prepared
 
-__all__ = ["sad", "mse", "sad_and_mse"]
+__all__ = ["sad", "mse", "sad_and_mse", "sad_mse_of"]
 
 
-def _sad_mse(P: Prepared):
-    """``(SAD / 1000, MSE)`` of prepared inputs."""
+def sad_mse_of(P: Prepared):
+    """``(SAD / 1000, MSE)`` of prepared inputs (what every public SAD / MSE function and
+    :func:`lowlight.metrics.all_metrics` return)."""
     if P.n == 0:
         return 0.0, float("nan")
     y0, y1, x0, x1 = P.box
@@ -51,15 +52,15 @@ def _sad_mse(P: Prepared):
 def sad_and_mse(pred, gt, trimap):
     """``(sad, mse)`` in one pass over the unknown pixels: the same two numbers as
     :func:`sad` and :func:`mse`, for the cost of one. Notebook 07."""
-    return _sad_mse(Prepared(pred, gt, trimap))
+    return sad_mse_of(Prepared(pred, gt, trimap))
 
 
 def sad(pred, gt, trimap) -> float:
     """SAD over the unknown pixels, in thousands, as ``compute_sad_loss.m``. Notebook 07."""
-    return _sad_mse(Prepared(pred, gt, trimap))[0]
+    return sad_mse_of(Prepared(pred, gt, trimap))[0]
 
 
 def mse(pred, gt, trimap) -> float:
     """MSE over the unknown pixels (alpha in [0, 1], no scaling), as
     ``compute_mse_loss.m``; NaN without unknown pixels. Notebook 07."""
-    return _sad_mse(Prepared(pred, gt, trimap))[1]
+    return sad_mse_of(Prepared(pred, gt, trimap))[1]
