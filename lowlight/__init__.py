@@ -8,6 +8,7 @@ module                     concept                                              
 ``lowlight.config``        profiles ``smoke``/``quick``/``full``, paths, ``RunLayout``  all
 ``lowlight.io``            atomic writes, image files, checkpoints (weights-only)       all
 ``lowlight.color``         sRGB curves, luminance (numpy map, torch batch mean)         01
+``lowlight.filters``       Gaussian blurs (one radius rule), Sobel, morphology          01, 05
 ``lowlight.simulate``      article formula, sensor model, phone camera pipeline         01
 ``lowlight.data``          LL-Matte data set, real-data folders, datasets, trimaps      01
 ``lowlight.augment``       albumentations 2.x pipelines, ``CutoutWithAlpha``            02
@@ -16,7 +17,7 @@ module                     concept                                              
 ``lowlight.losses``        MSE/SSIM/edge/Laplacian, ``MattingLoss``, zero-reference     04, 05
 ``lowlight.training``      stages, trainer, recipe, CLI (``python -m lowlight.training``) 06
 ``lowlight.metrics``       SAD / MSE / Gradient / Connectivity (DIM definitions)        07
-``lowlight.inference``     running a model on tensors and images                       07
+``lowlight.inference``     running a model on images; the brightness switch            07
 ``lowlight.evaluation``    exposure grid, paired bootstrap, brightness switch           07
 ``lowlight.predict``       batch inference CLI (``python -m lowlight.predict``)         07
 ``lowlight.viz``           figures, ``save_fig``, the widgets (only place of matplotlib) all

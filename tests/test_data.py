@@ -387,9 +387,22 @@ def test_image_alpha_folder_loads(tmp_path):
 
 
 def test_generated_split_reads_as_image_alpha_folder(smoke_build):
+    """A generated split is also a plain image/alpha folder: every manifest id is paired, in order,
+    and each sample holds exactly that id's normal image and alpha (no low-light simulation)."""
+    import torch
+
     _, path = smoke_build
     ds = data.ImageAlphaFolder(path / "test", image_dir="normal", alpha_dir="alpha", lowlight=None)
-    assert len(ds) == SMOKE.data.n_test
+    ids = [e["id"] for e in data.load_manifest(path)["splits"]["test"]]
+    assert len(ds) == SMOKE.data.n_test == len(ids)
+    for i in (0, len(ds) - 1):
+        s = ds[i]
+        assert s["meta"]["id"] == sorted(ids)[i]
+        img = data.read_image(path / "test" / "normal" / f"{s['meta']['id']}.png")
+        alpha = data.read_alpha(path / "test" / "alpha" / f"{s['meta']['id']}.png")
+        assert torch.equal(s["normal"], torch.from_numpy(img).permute(2, 0, 1).float() / 255)
+        assert torch.equal(s["image"], s["normal"])
+        assert torch.allclose(s["alpha"][0], torch.from_numpy(alpha).float() / 255, atol=1e-7)
 
 
 def test_composition1k_folder_loads(tmp_path):
