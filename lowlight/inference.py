@@ -16,7 +16,11 @@ import torch.nn as nn
 
 from .color import mean_luminance
 
-__all__ = ["image_to_tensor", "to_uint8_image", "model_device", "predict_batch", "matte_image", "ImageMatter",
+#: the smallest ``max_side`` :func:`matte_image` takes: the models' output stride (MODNet pads to a
+#: multiple of 32); at ``max_side=1`` every image became one pixel and its matte one uniform value
+MIN_SIDE = 32
+
+__all__ = ["MIN_SIDE", "image_to_tensor", "to_uint8_image", "model_device", "predict_batch", "matte_image", "ImageMatter",
            "enhance_uint8", "BrightnessSwitch"]
 
 
@@ -70,9 +74,13 @@ def matte_image(model: nn.Module, img: np.ndarray, max_side: int | None = 2048, 
     """8-bit matte (uint8 ``H x W``, the input's size) of a uint8 RGB image. Images whose long side
     exceeds ``max_side`` are matted downscaled (area) and the matte resized back (bilinear).
     Channels-last memory (1.7x faster than NCHW for CV-UNet-MobileNetV2 at 512² on a 2-core CPU,
-    ``benchmarks/bench_models.py``), the same maths up to float rounding."""
+    ``benchmarks/bench_models.py``), the same maths up to float rounding. ``max_side`` is ``None``/0
+    (never downscale) or at least :data:`MIN_SIDE`; a smaller one raises ``ValueError``."""
     import cv2
 
+    if max_side and max_side < MIN_SIDE:
+        raise ValueError(f"max_side={max_side}: expected None or at least {MIN_SIDE} pixels (the models work at "
+                         f"stride {MIN_SIDE}; a smaller image gives a uniform matte)")
     h, w = img.shape[:2]
     x = img
     if max_side and max(h, w) > max_side:

@@ -16,11 +16,14 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_path", "remove_stale_temps", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "atomic_path", "pid_alive", "remove_stale_temps", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
            "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "weights_digest"]
 
 #: file suffixes read as images (data folders, ``predict``)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: the largest image (width x height) the image readers decode unless told otherwise: 50 megapixels
+#: (a 746 kB PNG can declare 16000 x 16000 pixels; decoding and matting it took 7.6 GB)
+MAX_PIXELS = 50_000_000
 
 
 #: a temporary file of :func:`atomic_path`: ``.<target name>.<pid>.<random>.part`` (and the older
@@ -30,7 +33,7 @@ _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)(?:\.[a-z0-9_]+\.part|\
 _TEMPS_SEEN: dict[str, dict[str, list[tuple[str, int]]]] = {}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine (True when unsure: never delete then)."""
     if os.name != "posix":          # os.kill(pid, 0) would terminate the process on Windows
         return True
@@ -66,7 +69,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
         _TEMPS_SEEN[key] = seen
     removed = []
     for name, pid in seen.pop(path.name, []):
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             with contextlib.suppress(OSError):
                 os.unlink(path.parent / name)
                 removed.append(path.parent / name)

@@ -16,10 +16,16 @@ normal-light model is ``--model`` as shipped (``modnet``); a checkpoint says its
 holds (MODNet, CV-UNet, with or without Zero-DCE++ in front). This module never imports the
 training code.
 
-A file that cannot be read as an image is reported and skipped; the batch goes on. Two inputs
-never write to the same output name. Exit status: 0 when every image was matted, 3 when some
-failed (the rest were written), 1 when none was (all failed, or no image found), 2 for bad
-arguments or an unusable checkpoint.
+A file that cannot be read as an image is reported and skipped; the batch goes on. So is an
+image whose header declares more than ``--max-pixels`` pixels (default 50 megapixels; it is
+never decoded) and a fully transparent one. An input with a partly transparent alpha channel is
+matted on its colours, its own alpha ignored, and a warning says so (the matte stays the model's
+answer for the pixels; composite the image first to matte what a viewer shows). A JPEG, PNG or
+WebP is turned by its EXIF orientation first (:func:`lowlight.data.read_image`). Two inputs never
+write to the same output name, and no output is written into the folder that holds the input
+(a file's folder for one ``--input`` file). Exit status: 0 when every image was matted, 3 when
+some failed (the rest were written), 1 when none was (all failed, or no image found), 2 for bad
+arguments, an unusable checkpoint or device, or a model asset that cannot be fetched.
 
 With ``--threshold`` the switch (:class:`lowlight.inference.BrightnessSwitch`) measures
 each image's mean Rec. 709 luminance (of the gamma-encoded RGB, in [0, 1]) and sends images darker
@@ -27,11 +33,13 @@ than the threshold to ``--low-light-checkpoint``; notebook 07 chooses the thresh
 data and saves it in ``runs/<profile>/eval/switch.json``.
 
 Images larger than ``--max-side`` pixels on their long side are matted at that size and the
-matte is resized (bilinear) back to the input's size.
+matte is resized (bilinear) back to the input's size; ``--max-side`` is 0 (never) or at least
+:data:`lowlight.inference.MIN_SIDE` (32: MODNet's stride; a smaller image gives a uniform matte).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +49,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .io import IMAGE_EXTENSIONS, writable_dir_problem
+from .io import IMAGE_EXTENSIONS, MAX_PIXELS, writable_dir_problem
 
-__all__ = ["load_predictor", "describe", "cutout", "list_inputs", "output_names", "PredictSummary",
-           "predict_folder", "main"]
+__all__ = ["load_predictor", "describe", "cutout", "list_inputs", "output_names", "output_problem",
+           "own_alpha_note", "PredictSummary", "predict_folder", "main"]
 
 def load_predictor(checkpoint: str | Path | None = None, model_name: str = "modnet", device=None) -> nn.Module:
     """The model of ``checkpoint`` (any course checkpoint), or ``model_name`` as shipped when
@@ -81,8 +89,11 @@ def list_inputs(path: str | Path) -> tuple[list[Path], list[Path]]:
     p = Path(path)
     if p.is_file():
         return [p], []
-    if not p.is_dir():
+    if not p.exists():
         raise FileNotFoundError(f"--input {p}: no such file or folder")
+    if not p.is_dir():
+        raise ValueError(f"--input {p}: not a regular file or folder (a device, pipe or socket); expected an "
+                         "image file or a folder of images")
     files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
     return ([f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS],
             [f for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS])
@@ -107,17 +118,52 @@ def output_names(files: Sequence[Path]) -> dict[Path, str]:
     return out
 
 
+def output_problem(input_path: str | Path, output_dir: str | Path) -> str | None:
+    """Why ``output_dir`` cannot take the outputs of ``input_path`` -- it is the input folder, or
+    the folder that holds the one input file: the mattes would land beside the photos, could
+    overwrite a file there and would be matted again by the next run of that folder -- else ``None``."""
+    inp, out = Path(input_path), Path(output_dir)
+    home = inp if inp.is_dir() else inp.parent
+    if not (out.exists() and out.resolve() == home.resolve()):
+        return None
+    if inp.is_dir():
+        return (f"--output {out}: is the input folder; the mattes would be matted again on the next run "
+                "-- choose another folder")
+    return (f"--output {out}: is the folder that holds --input {inp.name}; the mattes would land beside it "
+            f"(overwriting any {inp.stem}_alpha.png there) -- choose another folder")
+
+
+def _percent(fraction: float) -> str:
+    return "<1" if 0 < fraction < 0.005 else f"{100 * fraction:.0f}"
+
+
+def own_alpha_note(alpha: np.ndarray | None) -> str | None:
+    """What :func:`predict_folder` says about an input's own alpha channel (``None``: none, or
+    opaque everywhere). The image is matted on its colours, its own alpha ignored -- the matte
+    stays the model's answer for the pixels -- so a partly transparent input gets a warning; a
+    fully transparent one raises ``ValueError`` (nothing a viewer sees is left to matte)."""
+    if alpha is None or int(alpha.min()) == 255:
+        return None
+    clear = float((alpha == 0).mean())
+    if clear == 1.0:
+        raise ValueError("fully transparent (its alpha channel is 0 everywhere): nothing visible to matte")
+    partly = float(((alpha > 0) & (alpha < 255)).mean())
+    return (f"has an alpha channel ({_percent(clear)} % of pixels transparent, {_percent(partly)} % partly): "
+            "matted on its colours, its own alpha ignored")
+
+
 @dataclass
 class PredictSummary:
-    """What :func:`predict_folder` did: files written, failures (file, reason), the model
-    used per image (``"normal"`` / ``"low-light"`` with the switch, else ``"model"``) and the
-    luminance that decided it, non-image files skipped. Notebook 07."""
+    """What :func:`predict_folder` did: files written, failures (file, reason), warnings (file,
+    note), the model used per image (``"normal"`` / ``"low-light"`` with the switch, else
+    ``"model"``) and the luminance that decided it, non-image files skipped. Notebook 07."""
 
     ok: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     routes: dict = field(default_factory=dict)
     lumas: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     def report(self) -> str:
         lines = [f"done: {len(self.ok)} image(s) matted, {len(self.failed)} failed"
@@ -128,6 +174,8 @@ class PredictSummary:
                          f"{len(self.routes) - n_low} to the normal-light model")
             for name, route in self.routes.items():
                 lines.append(f"  {name}: {route} model (mean luminance {self.lumas[name]:.3f})")
+        for name, note in self.notes:
+            lines.append(f"  WARNING {name}: {note}")
         for name, why in self.failed:
             lines.append(f"  FAILED {name}: {why}")
         return "\n".join(lines)
@@ -135,17 +183,25 @@ class PredictSummary:
 
 def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | Path,
                    low_model: nn.Module | None = None, threshold: float | None = None,
-                   max_side: int | None = 2048, progress: bool = True, log=None) -> PredictSummary:
+                   max_side: int | None = 2048, progress: bool = True, log=None,
+                   max_pixels: int | None = MAX_PIXELS) -> PredictSummary:
     """Matte every image of ``input_path`` into ``output_dir`` (see the module docstring).
     With ``low_model`` and ``threshold``: images whose mean luminance is below the threshold
-    go to ``low_model``. Errors of single files are collected, never raised. Notebook 07."""
+    go to ``low_model``. Images of more than ``max_pixels`` pixels are refused unread. Errors of
+    single files are collected, never raised; an ``output_dir`` refused by :func:`output_problem`
+    raises ``ValueError``. Notebook 07."""
+    import cv2
+
     from .color import luminance
-    from .data import DataFolderError, read_image
+    from .data import DataFolderError, read_image_and_alpha
     from .inference import BrightnessSwitch, matte_image
     from .io import write_png
 
     if (low_model is None) != (threshold is None):
         raise ValueError("low_model and threshold: give both (brightness switch) or neither")
+    problem = output_problem(input_path, output_dir)
+    if problem:
+        raise ValueError(problem)
     switch = BrightnessSwitch(model, low_model, threshold) if low_model is not None else None
     log = log or (lambda msg: print(msg, file=sys.stderr))
     files, skipped = list_inputs(input_path)
@@ -158,9 +214,17 @@ def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | P
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="matting", unit="img", file=sys.stderr)
+
+    def say(msg: str) -> None:
+        if bar is not None:
+            bar.write(msg, file=sys.stderr)
+        else:
+            log(msg)
+
     for f in files:
         try:
-            img = read_image(f)
+            img, own_alpha = read_image_and_alpha(f, max_pixels, limit_name="--max-pixels")
+            note = own_alpha_note(own_alpha)
             luma = float(luminance(img).mean())
             use_low = switch is not None and switch.is_dark(luma)
             m = low_model if use_low else model
@@ -170,13 +234,12 @@ def predict_folder(model: nn.Module, input_path: str | Path, output_dir: str | P
             summary.ok.append(f.name)
             summary.lumas[f.name] = luma
             summary.routes[f.name] = "model" if low_model is None else ("low-light" if use_low else "normal")
-        except (DataFolderError, OSError, ValueError, RuntimeError) as exc:
+            if note:
+                summary.notes.append((f.name, note))
+                say(f"warning: {f}: {note}")
+        except (DataFolderError, OSError, ValueError, RuntimeError, MemoryError, cv2.error) as exc:
             summary.failed.append((f.name, str(exc)))
-            msg = f"error: {exc}" if str(f) in str(exc) else f"error: {f}: {exc}"
-            if bar is not None:
-                bar.write(msg, file=sys.stderr)
-            else:
-                log(msg)
+            say(f"error: {exc}" if str(f) in str(exc) else f"error: {f}: {exc}")
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -206,45 +269,74 @@ def _parse(argv):
                          "runs/<profile>/eval/switch.json)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     ap.add_argument("--max-side", type=int, default=2048,
-                    help="matte larger images at this long side and resize the matte back (0 = never)")
+                    help="matte larger images at this long side and resize the matte back (0 = never; "
+                         "else at least 32)")
+    ap.add_argument("--max-pixels", type=float, default=MAX_PIXELS,
+                    help="skip (as failed) images whose header declares more pixels than this, without "
+                         f"decoding them (default {MAX_PIXELS} = {MAX_PIXELS / 1e6:g} megapixels; e.g. 2e8 for a "
+                         "200-megapixel panorama)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
+
+
+def _check_args(args) -> str | None:
+    """The first problem of the arguments (a message naming the option), found before any model loads."""
+    from .inference import MIN_SIDE
+
+    if (args.low_light_checkpoint is None) != (args.threshold is None):
+        return "--low-light-checkpoint and --threshold go together (the brightness switch needs both)"
+    if args.threshold is not None and not (0.0 <= args.threshold <= 1.0):
+        return f"--threshold {args.threshold}: expected a mean luminance in [0, 1]"
+    if args.max_side < 0 or 0 < args.max_side < MIN_SIDE:
+        return (f"--max-side {args.max_side}: expected 0 (never downscale) or at least {MIN_SIDE} pixels (the "
+                f"models work at stride {MIN_SIDE}; a smaller image gives a uniform matte)")
+    pixels = float(args.max_pixels)
+    if not (math.isfinite(pixels) and pixels >= 1 and pixels.is_integer()):
+        return f"--max-pixels {pixels:g}: expected a whole number of pixels >= 1 (e.g. 2e8)"
+    inp, out = Path(args.input), Path(args.output)
+    if not inp.exists():
+        return f"--input {inp}: no such file or folder"
+    if not (inp.is_file() or inp.is_dir()):
+        return (f"--input {inp}: not a regular file or folder (a device, pipe or socket); expected an image "
+                "file or a folder of images")
+    return output_problem(inp, out) or writable_dir_problem(out, "--output")
+
+
+def _usable_device(name: str | None):
+    """``(torch.device, None)``, or ``(None, message)`` when ``--device name`` cannot hold a tensor here."""
+    from . import config
+
+    try:
+        dev = config.get_device(name)
+        torch.ones(1, device=dev).cpu()
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, AssertionError, NotImplementedError...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0].rstrip(".")
+        return None, (f"--device {name!r}: not usable on this machine ({first[:160]}); expected cpu, cuda or "
+                      "cuda:N (default: CUDA when available)")
+    return dev, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring); returns the exit status. Notebook 07."""
     args = _parse(argv)
-    from . import config
+    from .assets import AssetError
     from .io import CheckpointError
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
-    if (args.low_light_checkpoint is None) != (args.threshold is None):
-        return fail("--low-light-checkpoint and --threshold go together (the brightness switch needs both)")
-    if args.threshold is not None and not (0.0 <= args.threshold <= 1.0):
-        return fail(f"--threshold {args.threshold}: expected a mean luminance in [0, 1]")
-    if args.max_side < 0:
-        return fail(f"--max-side {args.max_side}: expected >= 0")
-    inp = Path(args.input)
-    if not inp.exists():
-        return fail(f"--input {inp}: no such file or folder")
-    out = Path(args.output)
-    if inp.is_dir() and out.exists() and out.resolve() == inp.resolve():
-        return fail(f"--output {out}: is the input folder; the mattes would be matted again on the next run "
-                    "-- choose another folder")
-    problem = writable_dir_problem(out, "--output")
+    problem = _check_args(args)
+    if problem:
+        return fail(problem)
+    inp, out = Path(args.input), Path(args.output)
+    device, problem = _usable_device(args.device)
     if problem:
         return fail(problem)
     try:
-        device = config.get_device(args.device)
-    except (ValueError, RuntimeError) as exc:
-        return fail(f"--device {args.device!r}: {exc}")
-    try:
         model = load_predictor(args.checkpoint, args.model, device)
         low_model = load_predictor(args.low_light_checkpoint, args.model, device) if args.low_light_checkpoint else None
-    except CheckpointError as exc:
+    except (CheckpointError, AssetError) as exc:
         return fail(str(exc))
     desc = f"model: {describe(model)}" + (f" from {args.checkpoint}" if args.checkpoint else " as shipped")
     if low_model is not None:
@@ -253,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{describe(low_model)} from {args.low_light_checkpoint}")
     print(desc, file=sys.stderr)
     summary = predict_folder(model, inp, out, low_model, args.threshold, max_side=args.max_side or None,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, max_pixels=int(args.max_pixels))
     print(summary.report())
     if not summary.ok:
         print("error: no image was matted" + ("" if summary.failed else f" (no image files in {inp})"),

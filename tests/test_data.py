@@ -538,3 +538,111 @@ def test_training_data_path_fails_before_training(tmp_path):
     (c / "alpha" / "f1.png").write_bytes(b"garbage")
     with pytest.raises(data.DataFolderError, match=r"f1\.png: bad file in data folder"):
         make_datasets(SMOKE, c, augment=False)
+
+
+# --------------------------------------------------------------------------- issue 23: the LL-Matte cache checks itself
+@pytest.fixture
+def cached_copy(smoke_build, tmp_path):
+    """A private copy of the smoke build under ``tmp_path`` (the folder name, so the cache key,
+    unchanged): ``(root, folder)``, free to damage."""
+    _, path = smoke_build
+    root = tmp_path / "llmatte"
+    shutil.copytree(path, root / path.name)
+    return root, root / path.name
+
+
+def _rebuild(root, **kw):
+    return data.build_llmatte(SMOKE, root=root, progress=False, verbose=False, **kw)
+
+
+def test_cache_reuse_checks_sizes_and_hashes_and_names_the_damaged_file(cached_copy):
+    """A cached PNG with one byte changed (same size), truncated, or deleted was reused unchecked;
+    now the reuse fails naming the file and saying what to do, and force=True regenerates it."""
+    root, path = cached_copy
+    assert _rebuild(root) == path                                   # intact: reused
+    f = path / "test" / "low" / "test-00003.png"
+    good = f.read_bytes()
+    f.write_bytes(good[:200] + bytes([good[200] ^ 0x01]) + good[201:])
+    with pytest.raises(data.DataFolderError, match=r"SHA-256 differs") as err:
+        _rebuild(root)
+    msg = str(err.value)
+    assert msg.startswith(str(f)) and "force=True" in msg and str(path) in msg
+    f.write_bytes(good[:-20])
+    with pytest.raises(data.DataFolderError, match=rf"{f.name}: {len(good) - 20} bytes, the manifest records {len(good)}"):
+        _rebuild(root)
+    f.unlink()
+    with pytest.raises(data.DataFolderError, match=rf"{f.name}: missing"):
+        _rebuild(root)
+    assert _rebuild(root, force=True) == path
+    assert f.read_bytes() == good and data.verify_llmatte(path) == []
+    assert _rebuild(root) == path
+    m = data.load_manifest(path)                                    # what the sizes check reads
+    listed = {f"{s}/{k}/{it['id']}.png" for s, items in m["splits"].items() for it in items for k in it["files"]}
+    assert set(m["file_bytes"]) == listed
+    assert all((path / rel).stat().st_size == n for rel, n in m["file_bytes"].items())
+
+
+def test_dead_builds_temp_folder_is_removed_on_next_start(tmp_path, capsys):
+    """A killed build left ``.tmp-<profile>-<key>-<pid>`` (37 MB on quick) forever; the next build
+    removes the temporary folders of processes that no longer run, and only those."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(dead.stdout)
+    key = data.llmatte_dir(SMOKE, root=tmp_path).name.rsplit("-", 1)[1]
+    stale = tmp_path / f".tmp-smoke-{key}-{pid}"
+    (stale / "train" / "low").mkdir(parents=True)
+    (stale / "train" / "low" / "train-00000.png").write_bytes(b"half a data set")
+    running = tmp_path / f".tmp-quick-0123456789ab-{os.getppid()}"     # a build still at work elsewhere
+    not_ours = tmp_path / f".tmp-notes-{pid}"
+    running.mkdir()
+    not_ours.mkdir()
+    path = data.build_llmatte(SMOKE, root=tmp_path, progress=False, verbose=True)
+    assert not stale.exists() and running.is_dir() and not_ours.is_dir()
+    assert f"removed {stale}" in capsys.readouterr().out.replace(os.sep + os.sep, os.sep)
+    assert data.verify_llmatte(path) == []
+
+
+def test_corrupt_manifest_error_names_the_file_and_what_to_do(cached_copy):
+    """A corrupt manifest.json raised a bare JSONDecodeError ("Expecting value: line 1 column 1")
+    that named no file; every reader now names it and says what to do."""
+    root, path = cached_copy
+    man = path / "manifest.json"
+    text = man.read_text()
+    for bad, why in ((text[: len(text) // 2], "cannot be read as JSON"), ("[]", "not an LL-Matte manifest"),
+                     ('{"format": "llmatte/1", "splits": {"test": [{"id": 3}]}}', "'splits' are not lists"),
+                     (b"\xff\xfe{}", "cannot be read as JSON")):
+        man.write_bytes(bad if isinstance(bad, bytes) else bad.encode())
+        for read in (lambda: data.load_manifest(path), lambda: _rebuild(root),
+                     lambda: data.LLMatteDataset("test", SMOKE, path=path)):
+            with pytest.raises(data.DataFolderError) as err:
+                read()
+            msg = str(err.value)
+            assert msg.startswith(f"{man}: ") and why in msg and "force=True" in msg, msg
+    assert _rebuild(root, force=True) == path and data.verify_llmatte(path) == []
+
+
+def test_truncated_cached_png_error_names_the_file(cached_copy):
+    """A cached PNG truncated after the dataset was opened: reading the sample (dataset, loader,
+    read_sample) fails naming the file, the LL-Matte folder and how to regenerate it."""
+    _, path = cached_copy
+    ds = data.LLMatteDataset("test", SMOKE, path=path)
+    for kind, index in (("low", 1), ("alpha", 2)):
+        f = path / "test" / kind / f"test-{index:05d}.png"
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        for read in (lambda: ds[index], lambda: data.read_sample(path, "test", f"test-{index:05d}"),
+                     lambda: next(iter(data.make_loader(_subset(ds, index), batch_size=1)))):
+            with pytest.raises(data.DataFolderError) as err:
+                read()
+            msg = str(err.value)
+            assert msg.startswith(str(f)) and "cannot read this file as an image" in msg, msg
+            assert f"LL-Matte data in {path}" in msg and "force=True" in msg
+    assert ds[0]["image"].shape[-1] == SMOKE.data.eval_size          # the other samples still read
+
+
+def _subset(ds, index):
+    import torch
+
+    return torch.utils.data.Subset(ds, [index])

@@ -153,3 +153,24 @@ def test_load_model_weights_and_digest(tmp_path):
         load_model_weights(b, tmp_path / "wrong.pt")
     # bf16 weights (numpy has no bf16) are digested too
     assert len(io.weights_digest(torch.nn.Linear(3, 2).to(torch.bfloat16))) == 64
+
+
+def test_non_finite_weights_are_refused_before_loading(tmp_path):
+    """A diverged run's NaN/Inf weights: refused at load, naming the file and the first such tensor,
+    the model left untouched (they used to load and give black mattes)."""
+    from lowlight.models import load_weights_file
+
+    torch.manual_seed(0)
+    good, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = io.weights_digest(target)
+    sd = good.state_dict()
+    sd["bias"] = torch.tensor([0.5, float("nan")])
+    io.save_checkpoint(tmp_path / "nan.pt", {"model": sd})
+    with pytest.raises(io.CheckpointError, match=r"checkpoint .*nan\.pt: tensor 'bias' holds non-finite values "
+                                                 r"\(1 NaN, 0 infinite, of 2\); .*use an earlier checkpoint"):
+        load_model_weights(target, tmp_path / "nan.pt")
+    assert io.weights_digest(target) == before
+    sd = {"weight": good.weight.detach().clone(), "bias": torch.tensor([float("inf"), 0.0])}
+    torch.save(sd, tmp_path / "inf.pth")
+    with pytest.raises(ValueError, match=r"inf\.pth.*tensor 'bias' holds non-finite values \(0 NaN, 1 infinite"):
+        load_weights_file(tmp_path / "inf.pth")

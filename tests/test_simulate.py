@@ -223,3 +223,29 @@ def test_torch_blur_larger_than_image_and_empty_batch_are_clear():
     for empty in (torch.zeros(0, 3, 8, 8), torch.zeros(2, 3, 0, 8)):
         with pytest.raises(ValueError, match=r"batch: empty"):
             sim.simulate_torch(empty)
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 7, 10])
+def test_kernel_advice_is_a_value_that_is_accepted(side):
+    """The advice of a refused kernel is itself valid: for a 1-pixel side it used to suggest
+    ``unsharp_radius <= 0`` (refused: the radius must be > 0), for 3 pixels ``<= 0.666667``
+    (whose kernel does not fit either)."""
+    import re
+
+    img = np.full((side, side + 3, 3), 100, np.uint8)
+    with pytest.raises(ValueError, match="blur_sigma") as info:
+        sim.simulate(img, sim.SimParams(blur_sigma=50.0, shot_noise="none"))
+    blur_msg = str(info.value)
+    blur = re.search(r"blur_sigma <= ([0-9.]+)$", blur_msg)
+    with pytest.raises(ValueError, match="unsharp_radius") as info:
+        sim.camera_pipeline(img, sim.CameraParams(unsharp_radius=20.0, jpeg_quality=None))
+    sharp = re.search(r"unsharp_radius <= ([0-9.]+)$", str(info.value))
+    if side == 1:
+        assert blur is None and sharp is None
+        assert blur_msg.endswith("no Gaussian fits a 1-pixel side: use blur_sigma=0 (no blur)")
+        assert str(info.value).endswith("no sharpening kernel fits a 1-pixel side: use unsharp_amount=0 (no sharpening)")
+        sim.simulate(img, sim.SimParams(blur_sigma=0.0, shot_noise="none"))
+        sim.camera_pipeline(img, sim.CameraParams(unsharp_amount=0.0, jpeg_quality=None))
+    else:
+        sim.simulate(img, sim.SimParams(blur_sigma=float(blur.group(1)), shot_noise="none"))
+        sim.camera_pipeline(img, sim.CameraParams(unsharp_radius=float(sharp.group(1)), jpeg_quality=None))

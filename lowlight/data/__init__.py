@@ -23,7 +23,8 @@ from __future__ import annotations
 from .backgrounds import BACKGROUND_KINDS, make_background
 from .compositing import (composite, estimate_foreground, fractional_fraction, recomposite, to_alpha_float,
                           to_alpha_uint8)
-from .folders import DataFolderError, list_images, pair_files, read_alpha, read_image
+from .folders import (MAX_PIXELS, DataFolderError, ImageTooLargeError, list_images, pair_files, read_alpha, read_image,
+                      read_image_and_alpha, read_image_header)
 from .foregrounds import FAMILIES, Foreground, make_foreground, random_texture
 from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, LOW_VERSIONS, PROCESSED, SPLITS, LLMatteSpec,
                       make_sample, sample_rng)
@@ -46,7 +47,8 @@ def __getattr__(name):
 __all__ = sorted([
     "BACKGROUND_KINDS", "make_background", "composite", "estimate_foreground", "fractional_fraction",
     "recomposite", "to_alpha_float", "to_alpha_uint8", "DataFolderError", "list_images",
-    "pair_files", "read_alpha", "read_image", "FAMILIES", "Foreground", "make_foreground",
+    "pair_files", "read_alpha", "read_image", "MAX_PIXELS", "ImageTooLargeError", "read_image_and_alpha",
+    "read_image_header", "FAMILIES", "Foreground", "make_foreground",
     "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "LOW_VERSIONS", "PROCESSED", "SPLITS",
     "LLMatteSpec", "build_llmatte", "finetune_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
     "sample_rng", "verify_llmatte", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",

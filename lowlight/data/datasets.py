@@ -46,7 +46,7 @@ from .compositing import composite, estimate_foreground, to_alpha_float, to_alph
 from .folders import (DataFolderError, check_same_size, cover_crop, fit_to_size, list_images,
                       pair_files, read_alpha, read_image)
 from .llmatte import LOW_VERSIONS, PROCESSED
-from .llmatte_cache import build_llmatte, llmatte_dir, load_manifest
+from .llmatte_cache import _read_png, build_llmatte, llmatte_dir, load_manifest
 from .trimap import trimap_from_alpha
 
 __all__ = ["MODES", "MattingDataset", "LLMatteDataset", "ImageAlphaFolder", "Composition1kFolder",
@@ -227,10 +227,10 @@ class LLMatteDataset(MattingDataset):
         meta = {k: v for k, v in it.items() if k != "files" and isinstance(v, (str, int, float))}
         meta["source"] = "llmatte"
         return {
-            "normal": read_image(base / "normal" / f"{sid}.png"),
-            "low": read_image(base / ("low" if self.low == "raw" else PROCESSED) / f"{sid}.png"),
-            "alpha": read_alpha(base / "alpha" / f"{sid}.png"),
-            "trimap": read_alpha(base / "trimap" / f"{sid}.png") if self._stored_trimap else None,
+            "normal": _read_png(self.path, base / "normal" / f"{sid}.png"),
+            "low": _read_png(self.path, base / ("low" if self.low == "raw" else PROCESSED) / f"{sid}.png"),
+            "alpha": _read_png(self.path, base / "alpha" / f"{sid}.png", alpha=True),
+            "trimap": _read_png(self.path, base / "trimap" / f"{sid}.png", alpha=True) if self._stored_trimap else None,
             "meta": meta,
         }
 

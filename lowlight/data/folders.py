@@ -10,32 +10,131 @@ Two layouts are supported (see ``data/README.md``):
 Every failure names the file or folder and says what was expected: missing or empty
 folder, missing partner, two files with one stem, unreadable image, 16-bit data, alpha
 that is not single-channel, a 0/1 binary mask stored as alpha, sizes that differ.
+
+Every image file is read the same way (:func:`read_image`, :func:`read_image_and_alpha`,
+:func:`read_alpha`): its size is read from the header first (Pillow opens files lazily) and
+an image of more than ``max_pixels`` (default :data:`MAX_PIXELS`, 50 megapixels) is refused
+before it is decoded -- a 746 kB PNG can declare 16000 x 16000 pixels and take gigabytes to
+decode. A JPEG, PNG or WebP with an EXIF orientation is turned the way a viewer shows it
+(OpenCV's TIFF reader applies the orientation itself); a file without one is read exactly as
+before, bit for bit.
 """
 from __future__ import annotations
 
+import threading
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "DataFolderError", "read_image", "read_alpha", "list_images",
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "DataFolderError", "ImageTooLargeError", "ImageHeader",
+           "read_image_header", "read_image", "read_image_and_alpha", "read_alpha", "list_images",
            "pair_files", "check_same_size", "fit_to_size", "cover_crop"]
 
-from ..io import IMAGE_EXTENSIONS
+from ..io import IMAGE_EXTENSIONS, MAX_PIXELS
+
+#: EXIF tag of the orientation, and the formats whose pixels OpenCV returns unturned (IMREAD_UNCHANGED)
+_ORIENTATION_TAG = 0x0112
+_TURNED_BY_US = ("JPEG", "MPO", "PNG", "WEBP")
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
 class DataFolderError(ValueError):
     """A data folder or file is not what the loader expects (the message names it)."""
 
 
-def _imread(path: Path) -> np.ndarray:
+class ImageTooLargeError(DataFolderError):
+    """An image file that declares more pixels than the reader's ``max_pixels`` (never decoded)."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says: size in pixels, Pillow's format name, EXIF orientation (1-8)."""
+
+    width: int
+    height: int
+    format: str
+    orientation: int = 1
+
+
+def _pil_open(path: Path):
+    """``PIL.Image.open`` (lazy: reads the header only), also for a header above Pillow's own
+    decompression-bomb limit -- the caller applies its own."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombError:
+            with _PIL_LIMIT_LOCK:
+                limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    return Image.open(path)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_image_header(path: str | Path) -> ImageHeader | None:
+    """The :class:`ImageHeader` of an image file, read without decoding its pixels; ``None``
+    when Pillow does not recognise the file (OpenCV may still decode it)."""
+    try:
+        im = _pil_open(Path(path))
+    except Exception:  # noqa: BLE001 - Pillow raises many types for a file it cannot parse
+        return None
+    with im:
+        orientation = 1
+        if "exif" in im.info:          # JPEG/PNG/WebP: the EXIF block is in the header already
+            try:
+                orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
+            except Exception:  # noqa: BLE001 - a damaged EXIF block: keep the stored orientation
+                orientation = 1
+        return ImageHeader(int(im.size[0]), int(im.size[1]), str(im.format),
+                           orientation if 1 <= orientation <= 8 else 1)
+
+
+def _turn(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored pixels as a viewer shows them for EXIF ``orientation`` 1-8 (as Pillow's
+    ``ImageOps.exif_transpose``): transpose for 5-8, then flip rows and/or columns."""
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)
+    if orientation in (3, 4, 7, 8):
+        img = img[::-1]
+    if orientation in (2, 3, 6, 7):
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def _too_large(path: Path, w: int, h: int, max_pixels: int | None, limit_name: str) -> None:
+    if max_pixels and w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: {w}x{h} (WxH) = {w * h / 1e6:.1f} megapixels, above the limit of {max_pixels / 1e6:g} MP "
+            f"({limit_name}); not decoded (raise {limit_name} to read an image this large)")
+
+
+def _imread(path: Path, max_pixels: int | None = MAX_PIXELS, limit_name: str = "max_pixels") -> np.ndarray:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataFolderError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataFolderError(f"{path}: not a regular file (a folder, device, pipe or socket); expected an image file")
+    header = read_image_header(path)
+    if header is not None:
+        _too_large(path, header.width, header.height, max_pixels, limit_name)
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:
+        first = (str(exc).strip().splitlines() or ["cv2.error"])[-1].strip()
+        raise DataFolderError(f"{path}: cannot decode this image ({first[:160]})") from None
     if img is None:
         raise DataFolderError(f"{path}: cannot read this file as an image (corrupt or unsupported format)")
+    if header is None:
+        _too_large(path, img.shape[1], img.shape[0], max_pixels, limit_name)
+    elif header.orientation != 1 and header.format in _TURNED_BY_US:
+        img = _turn(img, header.orientation)
     if img.dtype != np.uint8:
         bits = {np.dtype(np.uint16): "16-bit", np.dtype(np.float32): "32-bit float"}.get(img.dtype, str(img.dtype))
         raise DataFolderError(
@@ -44,28 +143,40 @@ def _imread(path: Path) -> np.ndarray:
     return img
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """An 8-bit image file as uint8 RGB HxWx3 (grey is repeated to 3 channels, an alpha
-    channel of an RGBA file is dropped).  Notebook 01."""
-    img = _imread(Path(path))
+    channel of an RGBA file is dropped: :func:`read_image_and_alpha` returns it), turned by its
+    EXIF orientation. More than ``max_pixels`` pixels (``None``: no limit) raises
+    :class:`ImageTooLargeError` before decoding.  Notebook 01."""
+    return read_image_and_alpha(path, max_pixels)[0]
+
+
+def read_image_and_alpha(path: str | Path, max_pixels: int | None = MAX_PIXELS,
+                         limit_name: str = "max_pixels") -> tuple[np.ndarray, np.ndarray | None]:
+    """``(rgb, alpha)``: the colours as :func:`read_image` returns them and the file's own
+    alpha channel (uint8 HxW), ``None`` for a file without one. ``limit_name``: how the size
+    limit is called in the message (``"--max-pixels"`` for a command line).  Notebook 07."""
+    img = _imread(Path(path), max_pixels, limit_name)
     if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
+        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2)), None
+    alpha = None
     if img.shape[2] == 4:
-        img = img[..., :3]
+        img, alpha = img[..., :3], np.ascontiguousarray(img[..., 3])
     if img.shape[2] != 3:
         raise DataFolderError(f"{path}: {img.shape[2]}-channel image; expected RGB, RGBA or grey")
-    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), alpha
 
 
-def read_alpha(path: str | Path) -> np.ndarray:
+def read_alpha(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """An 8-bit single-channel alpha matte as uint8 HxW.  Notebook 01.
 
     Mattes stored as RGB or RGBA are refused rather than guessed at (which channel is the
     matte?): save them as single-channel 8-bit PNGs. A matte whose largest value is 1 (a 0/1
     binary mask exported to an 8-bit file) is refused too: read as alpha it would be almost
-    transparent everywhere, and a data set of them trains on empty mattes.
+    transparent everywhere, and a data set of them trains on empty mattes. Size limit and
+    EXIF orientation as :func:`read_image`.
     """
-    img = _imread(Path(path))
+    img = _imread(Path(path), max_pixels)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim != 2:

@@ -30,7 +30,7 @@ stand-in for LL-Matte-Test.
 
 On disk (``data/llmatte/<profile>-<key>/``)::
 
-    manifest.json                       seed, parameters, per-sample metadata, SHA-256 of files
+    manifest.json                       seed, parameters, per-sample metadata, SHA-256 and size of files
     train/normal/train-00000.png        normal-light composite (RGB)
     train/low/train-00000.png           low-light input (RGB)
     train/alpha/train-00000.png         alpha (8-bit grey)
@@ -43,7 +43,9 @@ of ``data/README.md``), readable by :class:`lowlight.data.ImageAlphaFolder`, vie
 any image viewer, and scales to ``full`` (2300 samples at 512 px) without holding the set
 in memory.  ``<key>`` hashes the generation parameters *and* the generator's code (the
 syntax trees of this package's generator modules and of :mod:`lowlight.simulate`, without
-comments and docstrings), so the cache is rebuilt exactly when either changes.
+comments and docstrings), so the cache is rebuilt exactly when either changes. A cached folder
+is checked against the manifest whenever it is reused (every file present, of its recorded size
+and SHA-256): a damaged one is refused with an error naming the file, never used as it is.
 
 This module makes one sample (:func:`make_sample`) and holds the spec; building, caching,
 reading and verifying the folders on disk is :mod:`lowlight.data.llmatte_cache`.

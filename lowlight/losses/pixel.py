@@ -46,23 +46,26 @@ def l1_loss(pred, target, valid=None, weight=None, reduction: str = "mean") -> t
     return _pixel_loss("l1", pred, target, valid, weight, reduction)
 
 
-class MSELoss(nn.Module):
+class _PixelModule(nn.Module):
+    """Module form of a pixel loss function ``loss`` (masks and ``reduction`` as there)."""
+
+    loss = None
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred, target, valid=None, weight=None):
+        return type(self).loss(pred, target, valid, weight, self.reduction)
+
+
+class MSELoss(_PixelModule):
     """Module form of :func:`mse_loss` (masks and ``reduction`` as there)."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__()
-        self.reduction = reduction
-
-    def forward(self, pred, target, valid=None, weight=None):
-        return mse_loss(pred, target, valid, weight, self.reduction)
+    loss = staticmethod(mse_loss)
 
 
-class L1Loss(nn.Module):
+class L1Loss(_PixelModule):
     """Module form of :func:`l1_loss` (masks and ``reduction`` as there)."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__()
-        self.reduction = reduction
-
-    def forward(self, pred, target, valid=None, weight=None):
-        return l1_loss(pred, target, valid, weight, self.reduction)
+    loss = staticmethod(l1_loss)

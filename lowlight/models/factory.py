@@ -166,9 +166,9 @@ def model_arch(model: nn.Module) -> dict:
 def model_from_checkpoint(path: str | Path, device=None) -> nn.Module:
     """The network stored in a course checkpoint, weights loaded, in eval mode.
 
-    The architecture comes from the checkpoint's ``"arch"`` entry; a checkpoint without one, or
-    an LLIE-only checkpoint (notebook 04's ``zerodce.pt``), raises :class:`CheckpointError`
-    naming the file.
+    The architecture comes from the checkpoint's ``"arch"`` entry; a checkpoint without one, an
+    LLIE-only checkpoint (notebook 04's ``zerodce.pt``), or one with NaN/infinite weights
+    (:func:`~lowlight.models.weights.load_model_weights`) raises :class:`CheckpointError` naming the file.
     """
     state = load_checkpoint(path)
     arch = state.get("arch")
@@ -180,11 +180,7 @@ def model_from_checkpoint(path: str | Path, device=None) -> nn.Module:
         raise CheckpointError(f"checkpoint {path}: {what}; pass a checkpoint written by "
                               f"`python -m lowlight.training` or notebook 06")
     model = create_model(arch["model"], pretrained=False, llie=arch.get("llie"))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit model {arch['model']!r} ({first[:200]})") from None
+    load_model_weights(model, path, state=state, model_name=arch["model"])
     if device is not None:
         model = model.to(device if isinstance(device, torch.device) else torch.device(device))
     return model.eval()

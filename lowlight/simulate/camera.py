@@ -43,7 +43,7 @@ import numpy as np
 from ..color import LUMA_WEIGHTS, check_image
 from ..filters import gaussian_blur, gaussian_radius
 from .params import MAX_GAIN, SimParams, _as_rng, _is_real, noise_model, sample_params
-from .sensor import simulate
+from .sensor import largest_fitting_sigma, simulate
 
 __all__ = ["CameraParams", "CAMERA_RANGES", "DENOISERS", "TONE_CURVES", "STAGES", "camera_pipeline",
            "sample_camera_params", "auto_exposure_gain", "noise_after_gain", "tone_lut"]
@@ -277,9 +277,11 @@ def _denoise(img: np.ndarray, p: CameraParams) -> np.ndarray:
 
 def _check_radius(p: CameraParams, h: int, w: int, name: str) -> None:
     if p.unsharp_amount > 0 and gaussian_radius(p.unsharp_radius) >= min(h, w):
+        best = largest_fitting_sigma(min(h, w))
+        advice = (f"use unsharp_radius <= {best}" if best else
+                  "no sharpening kernel fits a 1-pixel side: use unsharp_amount=0 (no sharpening)")
         raise ValueError(f"CameraParams.unsharp_radius={p.unsharp_radius:g}: the Gaussian kernel (radius "
-                         f"{gaussian_radius(p.unsharp_radius)} px) does not fit this {w}x{h} (WxH) {name}; "
-                         f"use unsharp_radius <= {max(0, min(h, w) - 1) / 3:g}")
+                         f"{gaussian_radius(p.unsharp_radius)} px) does not fit this {w}x{h} (WxH) {name}; {advice}")
 
 
 def _sharpen(img: np.ndarray, p: CameraParams) -> np.ndarray:

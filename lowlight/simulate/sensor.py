@@ -50,6 +50,15 @@ def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
+def largest_fitting_sigma(side: int) -> float | None:
+    """The largest Gaussian sigma whose kernel radius (:func:`~lowlight.filters.gaussian_radius`)
+    is smaller than ``side`` pixels, rounded down to 3 decimals so that the value as printed fits
+    too; ``None`` for a 1-pixel side, where no kernel fits (the radius is at least 1)."""
+    if side < 2:
+        return None
+    return math.floor((side - 1) / 3 * 1000) / 1000
+
+
 def check_kernel_fits(p: SimParams, h: int, w: int, name: str = "image") -> None:
     """Refuse blur kernels that do not fit an ``h`` x ``w`` image: a kernel's radius must be
     smaller than the image's shorter side (what reflect padding can supply). A larger kernel
@@ -57,10 +66,13 @@ def check_kernel_fits(p: SimParams, h: int, w: int, name: str = "image") -> None
     The error names the parameter, the image size and the largest value that fits."""
     side = min(int(h), int(w))
     if p.blur_sigma > 0 and gaussian_radius(p.blur_sigma) >= side:
+        best = largest_fitting_sigma(side)
+        advice = (f"i.e. blur_sigma <= {best}" if best else
+                  "and no Gaussian fits a 1-pixel side: use blur_sigma=0 (no blur)")
         raise ValueError(
             f"SimParams.blur_sigma={p.blur_sigma:g}: the Gaussian kernel (radius {gaussian_radius(p.blur_sigma)} px) "
             f"does not fit this {w}x{h} (WxH) {name}; the radius must be smaller than the shorter side "
-            f"({side} px), i.e. blur_sigma <= {max(0, side - 1) / 3:g}")
+            f"({side} px), {advice}")
     if p.motion_length > 1:
         size = p.motion_length if p.motion_length % 2 == 1 else p.motion_length + 1
         if size // 2 >= side:

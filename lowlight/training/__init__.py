@@ -7,7 +7,11 @@ module        concept
 ============  ======================================================================
 stages        :class:`StageSpec` (with its :class:`LossSpec`), the article's §5.1 table, what each stage
               freezes per model
-trainer       :class:`Trainer`: AMP, clipping, checkpoints, resume, collapse guard, DDP
+trainer       :class:`Trainer`: AMP, clipping, checkpoints, resume, DDP
+guard         the training guard: non-finite loss, collapse judged against the model's start, weights
+              that do not move, batches of constant targets (:class:`CollapseError`, :class:`TrainingWarning`)
+resume        what a run folder's checkpoints may be resumed with (profile, model, settings)
+lock          one writer per run folder (:func:`run_lock`, :class:`RunFolderLocked`)
 data          CV-UNet's datasets; the MODNet fine-tuning set (true alpha, self-distillation); the data
               of each stage (:class:`LLMatteData`, :class:`FinetuneData`)
 recipe        the one recipe: :func:`recipe_stages`, :func:`train` (the CLI's run),
@@ -22,11 +26,14 @@ from .recipe import (INPUTS, MODNET_RECIPES, PreviousStageMissing, build_model, 
                      recipe_stages, train)
 from .stages import (ARTICLE_LRS, BASELINE, STAGE_TRAIN, LossSpec, StageSpec, apply_stage_freezing, article_stages,
                      baseline_stage, one_stage, trainable_summary)
-from .trainer import CollapseError, StageResult, Trainer
+from .guard import CollapseError, ConstantTargetsError, TrainingWarning
+from .lock import RunFolderLocked, run_lock
+from .trainer import StageResult, Trainer
 
 __all__ = [
     "LossSpec", "StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
     "baseline_stage", "apply_stage_freezing", "trainable_summary", "Trainer", "StageResult", "CollapseError",
+    "ConstantTargetsError", "TrainingWarning", "RunFolderLocked", "run_lock",
     "make_datasets", "FinetuneSet", "build_finetune_set", "finetune_llmatte", "scene_crops",
     "LLMatteData", "FinetuneData", "INPUTS", "MODNET_RECIPES", "PreviousStageMissing", "build_model",
     "recipe_stages", "loader_settings", "train", "finetune_modnet",

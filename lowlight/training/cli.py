@@ -11,12 +11,24 @@ MODNet starts from its shipped weights (the original), so its stages are ``1``-`
 original is trained first (``--stage baseline``). Stages after the first start from the previous
 stage's checkpoint in ``--out``. Every argument is checked before anything trains; errors name
 the argument and what was expected, and exit with status 2 (1 when training itself fails).
+
+The run folder has one writer: a second run into the same ``--out`` stops at once, naming the
+process that holds it (:mod:`lowlight.training.lock`). Every checkpoint already in ``--out`` is
+checked against the run (profile, model; with ``--resume`` the learning rate, length, loss and
+batch size) before a dataset is built or a file written (:mod:`lowlight.training.resume`);
+``--resume-with-new-settings`` continues with changed settings on purpose. Warnings of the
+training guard (weights that do not move, batches of constant targets) go to stderr as
+``warning: ...``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -24,11 +36,15 @@ from typing import Sequence
 import torch
 
 from .. import config
+from ..assets import AssetError
 from ..io import CheckpointError, weights_digest, writable_dir_problem
 from .data import FinetuneData, LLMatteData
+from .guard import CollapseError, TrainingWarning
+from .lock import run_lock
 from .recipe import PreviousStageMissing, build_model, loader_settings, recipe_stages, train
+from .resume import check_run_folder
 from .stages import BASELINE, LossSpec, family_of
-from .trainer import CollapseError, amp_setup, dist_info
+from .trainer import amp_setup, dist_info
 
 __all__ = ["main"]
 
@@ -62,7 +78,11 @@ def _parse(argv):
     ap.add_argument("--pretrained", default="yes",
                     help="'yes' (MODNet's weights), 'none', or a weights file for CV-UNet's encoder")
     ap.add_argument("--profile", default=None)
-    ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out (with the "
+                                                          "settings they were trained with)")
+    ap.add_argument("--resume-with-new-settings", action="store_true",
+                    help="with --resume: continue with changed --lr/--steps/--epochs/--batch-size/loss settings "
+                         "(the optimiser and schedule take them from the step reached)")
     ap.add_argument("--out", default=None, help="output folder (default runs/<profile>/cli/<model>)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--amp", default="auto", choices=["auto", "off", "fp16", "bf16"])
@@ -80,6 +100,8 @@ def _check_args(args, prof) -> str | None:
             return f"--{name.replace('_', '-')} {v}: expected an integer >= {0 if name == 'workers' else 1}"
     if args.lr is not None and not 0 < args.lr < float("inf"):
         return f"--lr {args.lr}: expected a finite number > 0"
+    if args.resume_with_new_settings and not args.resume:
+        return "--resume-with-new-settings: given without --resume"
     if family == "modnet" and args.stage == "baseline":
         return "--stage baseline: MODNet's original is the shipped model; its stages are 1, 2, 3 or all"
     if args.llie and not args.llie_checkpoint:
@@ -137,12 +159,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = "cpu"
     seed = prof.seed if args.seed is None else args.seed
     try:
-        return _train(args, prof, family, out, device, seed)
+        with warnings.catch_warnings(), _sigterm_exits():
+            warnings.simplefilter("always", TrainingWarning)
+            warnings.showwarning = _show_warning
+            return _train(args, prof, family, out, device, seed)
+    except AssetError as exc:       # the shipped weights cannot be had (offline, damaged cache): one line, exit 2
+        return fail(str(exc))
     except (CollapseError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
         return fail(str(exc), 1)
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _sigterm_exits():
+    """SIGTERM (``kill``, torchrun stopping its workers) ends the run like an exception, so that the
+    run folder's lock is released (by default it would end the process on the spot)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on stderr as ``warning: ...`` (the category named unless it is the guard's)."""
+    kind = "" if issubclass(category, TrainingWarning) else f"{category.__name__}: "
+    print(f"warning: {kind}{message}", file=sys.stderr, flush=True)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _stages(args, prof, family):
@@ -160,22 +215,28 @@ def _stages(args, prof, family):
 
 
 def _train(args, prof, family, out: Path, device, seed: int) -> int:
-    pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
-    model = build_model(args.model, seed, pretrained=pretrained, llie=args.llie, llie_checkpoint=args.llie_checkpoint)
+    """Lock ``out``, check its checkpoints against the run, then build and train (see the module docstring)."""
     stages, start, stop = _stages(args, prof, family)
-    if args.data_path or family == "cvunet":
-        data = LLMatteData(prof, seed, data_path=args.data_path)
-    else:
-        data = FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
     batch, workers = loader_settings(prof, family)
-    try:
-        train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
-              batch_size=args.batch_size or batch, num_workers=workers if args.workers is None else args.workers,
-              resume=args.resume, progress=True)
-    except PreviousStageMissing as exc:
-        print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {exc.path} (run --stage "
-              f"{exc.previous.replace('stage', '')} first, same --out)", file=sys.stderr)
-        return 2
+    batch = args.batch_size or batch
+    with run_lock(out, log=_err):
+        check_run_folder(out, stages, start, stop, prof.name, {"model": args.model, "llie": args.llie}, batch,
+                         args.resume, args.resume_with_new_settings)
+        pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
+        model = build_model(args.model, seed, pretrained=pretrained, llie=args.llie,
+                            llie_checkpoint=args.llie_checkpoint)
+        if args.data_path or family == "cvunet":
+            data = LLMatteData(prof, seed, data_path=args.data_path)
+        else:
+            data = FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
+        try:
+            train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
+                  batch_size=batch, num_workers=workers if args.workers is None else args.workers,
+                  resume=args.resume, progress=True, new_settings=args.resume_with_new_settings)
+        except PreviousStageMissing as exc:
+            print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {exc.path} (run --stage "
+                  f"{exc.previous.replace('stage', '')} first, same --out)", file=sys.stderr)
+            return 2
     print(f"rank {dist_info()[0]} final weights sha256 {weights_digest(model)}", flush=True)
     if dist_info()[1] > 1:
         torch.distributed.barrier()

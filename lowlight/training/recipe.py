@@ -9,7 +9,9 @@
 * the data of each stage -- :class:`~lowlight.training.data.LLMatteData` (CV-UNet, or any
   model given a data folder) or :class:`~lowlight.training.data.FinetuneData` (MODNet);
 * :func:`train` -- runs a contiguous part of a stage list on one model, each stage from the one
-  before, with checkpoints in ``out/<stage>/``;
+  before, with checkpoints in ``out/<stage>/``; it holds the folder's lock
+  (:func:`~lowlight.training.lock.run_lock`) and checks every checkpoint there against the run
+  (:func:`~lowlight.training.resume.check_run_folder`) before it trains;
 * :func:`finetune_modnet` -- the MODNet fine-tune of notebook 06, all of the above with the
   run folders of :class:`lowlight.config.RunLayout` and a ``summary.json``.
 
@@ -26,6 +28,8 @@ from .. import config
 from ..io import atomic_write_json, weights_digest
 from ..models.weights import load_model_weights
 from .data import INPUTS, FinetuneData, LLMatteData
+from .lock import run_lock
+from .resume import check_run_folder
 from .stages import BASELINE, LossSpec, StageSpec, article_stages, baseline_stage, one_stage
 from .trainer import StageResult, Trainer, dist_info
 
@@ -100,7 +104,7 @@ def _continue_from_previous(model: nn.Module, stages: Sequence[StageSpec], start
 def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSpec], tuple], profile: config.Profile,
           out: str | Path, seed: int, start: int = 0, stop: int | None = None, device=None, amp: str = "auto",
           batch_size: int | None = None, num_workers: int | None = None, resume: bool = False,
-          progress: bool = False, log: Callable[[str], None] = print) -> list[StageResult]:
+          progress: bool = False, log: Callable[[str], None] = print, new_settings: bool = False) -> list[StageResult]:
     """Train ``model`` through ``stages[start:stop]`` (a stage list of :func:`recipe_stages`, or
     your own), each stage from the one before, with checkpoints, logs and histories in
     ``out/<stage>/``; returns one :class:`StageResult` per stage.
@@ -111,24 +115,31 @@ def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSp
     numbered from 0 when the list starts with CV-UNet's original, else from 1: the number seeds
     the stage's sampling. ``batch_size``/``num_workers``: ``None`` takes
     ``profile.training.batch_size`` / ``profile.data.num_workers``. ``resume`` continues each
-    stage from its own checkpoint (a finished stage is skipped)."""
+    stage from its own checkpoint (a finished stage is skipped); a checkpoint trained with other
+    settings is refused unless ``new_settings`` (see :mod:`lowlight.training.resume`). The run
+    holds ``out``'s lock throughout (:class:`~lowlight.training.lock.RunFolderLocked` when another
+    run writes there)."""
     config.require_profile(profile, where="train")
     if not stages:
         raise ValueError("train: no stages to run")
     out = Path(out)
     stop = len(stages) if stop is None else stop
-    _continue_from_previous(model, stages, start, out, resume)
-    tr = Trainer(model, out, profile, device=device, amp=amp, batch_size=batch_size, num_workers=num_workers,
-                 seed=seed, progress=progress, log=log)
-    first = 0 if stages[0].name == BASELINE else 1
     results = []
-    for i in range(start, stop):
-        spec = stages[i]
-        train_set, val_set = data(spec)
-        res = tr.run_stage(spec, train_set, val_set, stage_index=first + i, resume=resume)
-        tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
-               f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
-        results.append(res)
+    with run_lock(out, log=log):
+        check_run_folder(out, stages, start, stop, profile.name, getattr(getattr(model, "module", model), "arch", None),
+                         batch_size or profile.training.batch_size, resume, new_settings)
+        _continue_from_previous(model, stages, start, out, resume)
+        tr = Trainer(model, out, profile, device=device, amp=amp, batch_size=batch_size, num_workers=num_workers,
+                     seed=seed, progress=progress, log=log)
+        first = 0 if stages[0].name == BASELINE else 1
+        for i in range(start, stop):
+            spec = stages[i]
+            train_set, val_set = data(spec)
+            res = tr.run_stage(spec, train_set, val_set, stage_index=first + i, resume=resume,
+                               new_settings=new_settings)
+            tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
+                   f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
+            results.append(res)
     return results
 
 
@@ -144,7 +155,8 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
                     signal: str = "alpha+distill", inputs: str = "raw+processed", train_set=None, val_set=None,
                     out: str | Path | None = None,
                     device=None, amp: str = "auto", dynamic: str | None = "sample", resume: bool = False,
-                    llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+                    llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print,
+                    new_settings: bool = False) -> dict:
     """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
 
     ``recipe``: one of :data:`MODNET_RECIPES` (``"staged_llie"`` puts notebook 04's Zero-DCE++ in
@@ -152,7 +164,8 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
     ``inputs``: see :class:`FinetuneData` (pass a built ``train_set`` to share the teacher's
     targets between runs); with ``inputs="raw"`` the run folder ends in ``_raw``. The loss is the
     article's (MSE + SSIM + edge) with brightness weights per ``dynamic`` (per sample by default);
-    batch-norm statistics stay as shipped.
+    batch-norm statistics stay as shipped. ``resume``/``new_settings``: see :func:`train`; the run
+    folder is locked and its checkpoints checked before anything is built.
     """
     prof = config.require_profile(profile, where="finetune_modnet")
     if recipe not in MODNET_RECIPES:
@@ -160,17 +173,28 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
     if inputs not in INPUTS:
         raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
     llie = "zerodce" if recipe == "staged_llie" else None
-    model = build_model("modnet", seed, pretrained=True, llie=llie,
-                        llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
-    data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set)
-    train_set, _ = data.sets()
     tag = (recipe + ("" if signal == "alpha+distill" else f"_{signal}")
            + ("" if inputs == "raw+processed" else f"_{inputs}"))
     run = Path(out) if out else config.RunLayout.of(prof).train_dir("modnet", tag, seed)
     stages = recipe_stages(prof, "modnet", recipe, loss=LossSpec(dynamic=dynamic))
     batch, workers = loader_settings(prof, "modnet")
-    results = train(model, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
-                    num_workers=workers, resume=resume, log=log)
+    with run_lock(run, log=log):
+        check_run_folder(run, stages, 0, len(stages), prof.name, {"model": "modnet", "llie": llie}, batch, resume,
+                         new_settings)
+        model = build_model("modnet", seed, pretrained=True, llie=llie,
+                            llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
+        data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set)
+        train_set, _ = data.sets()
+        results = train(model, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
+                        num_workers=workers, resume=resume, log=log, new_settings=new_settings)
+        summary = _summary(prof, recipe, signal, inputs, seed, train_set, stages, results, model)
+        if dist_info()[0] == 0:
+            atomic_write_json(run / "summary.json", summary)
+    return summary
+
+
+def _summary(prof, recipe, signal, inputs, seed, train_set, stages, results, model) -> dict:
+    """The summary of a :func:`finetune_modnet` run (``summary.json``)."""
     summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "inputs": inputs,
                "processed_fraction": train_set.processed_fraction, "seed": seed,
                "train_samples": len(train_set), "stages": []}
@@ -180,6 +204,4 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
                                   "checkpoint": r.checkpoint, "history": r.history})
     summary["seconds"] = sum(s["seconds"] for s in summary["stages"])
     summary["weights_sha256"] = weights_digest(model)
-    if dist_info()[0] == 0:
-        atomic_write_json(run / "summary.json", summary)
     return summary

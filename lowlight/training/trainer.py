@@ -1,16 +1,27 @@
 """The trainer: one :class:`~lowlight.training.stages.StageSpec` at a time, with the article's §5.2
-(mixed precision, gradient clipping), atomic checkpoints, bit-identical resume, a collapse guard,
-per-epoch validation and logs, and DDP under ``torchrun`` (notebook 06).
+(mixed precision, gradient clipping), atomic checkpoints, bit-identical resume, the training guard
+(:mod:`lowlight.training.guard`), per-epoch validation and logs, and DDP under ``torchrun``
+(notebook 06).
 
 A stage runs as: :meth:`Trainer.prepare` (freeze, optimiser, schedule) -> :meth:`Trainer.resume`
 (from ``out/<stage>/last.pt`` if asked) -> for each epoch :meth:`Trainer.train_epoch` (which calls
-:meth:`Trainer.step` per batch) -> :meth:`Trainer.end_epoch` (validation, log, checkpoint, rank sync).
+:meth:`Trainer.step` per batch) -> :meth:`Trainer.end_epoch` (the guard's verdict, validation,
+log, checkpoint, rank sync).
+
+Under ``torchrun`` the parameters that a stage trains but the model's forward never uses (MODNet's
+training-time semantic and detail heads, which the shipped forward does not run) are frozen for
+that stage before the model is handed to DistributedDataParallel: they would never receive a
+gradient, so freezing them changes no number, while DDP's reducer would wait for their gradients
+and fail. They are found once per stage by one backward pass of a small input
+(:func:`unused_parameters`); ``find_unused_parameters=True`` would instead walk the autograd
+graph at every step and would also hide a part of a model that is wrongly cut off.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,14 +31,14 @@ import torch.nn as nn
 
 from .. import config
 from ..io import CheckpointError, atomic_write_json, atomic_write_text, csv_text, load_checkpoint, save_checkpoint
-from ..models import model_arch
+from .guard import CollapseError, StageGuard, TrainingWarning
+from .resume import check_identity, check_settings, existing_checkpoint
 from .stages import LossSpec, StageSpec, apply_stage_freezing, trainable_summary
 
-__all__ = ["Trainer", "StageResult", "CollapseError", "amp_setup", "dist_info"]
+__all__ = ["Trainer", "StageResult", "CollapseError", "amp_setup", "dist_info", "unused_parameters"]
 
-
-class CollapseError(FloatingPointError):
-    """Training diverged: a non-finite loss, or predictions collapsed to a constant."""
+#: the cosine schedule ends at this fraction of a stage's learning rate
+LR_FLOOR = 0.05
 
 
 @dataclass
@@ -64,6 +75,25 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def unused_parameters(model: nn.Module, size: int = 64) -> list[str]:
+    """Names of the parameters that require a gradient and that ``model``'s forward never
+    reaches, found by one forward and backward pass (eval mode: no batch-norm statistics change)
+    of a grey ``size`` x ``size`` image; the model's mode is restored."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        return []
+    device = named[0][1].device
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            out = model(torch.full((1, 3, size, size), 0.5, device=device))
+            grads = torch.autograd.grad(out.float().sum(), [p for _, p in named], allow_unused=True)
+    finally:
+        model.train(was)
+    return [n for (n, _), g in zip(named, grads) if g is None]
+
+
 @dataclass
 class _StageState:
     """What one running stage needs between its methods."""
@@ -78,10 +108,11 @@ class _StageState:
     steps_per_epoch: int
     total_steps: int
     frozen: list
+    guard: StageGuard
     step: int = 0
     start_epoch: int = 0
-    flat_steps: int = 0
     history: list = field(default_factory=list)
+    changes: list = field(default_factory=list)    # settings changed on resume: [{"step", setting: [old, new]}]
 
 
 class Trainer:
@@ -92,11 +123,6 @@ class Trainer:
     also reports. ``profile`` (a :class:`lowlight.config.Profile`) gives the defaults of
     ``batch_size``, ``num_workers`` and ``seed`` (``profile.training``, ``profile.data``) and the
     epoch length of epoch-counted stages."""
-
-    #: predictions with a standard deviation below this while the targets vary count as constant
-    COLLAPSE_STD = 1e-3
-    #: consecutive constant steps that stop a stage
-    COLLAPSE_STEPS = 3
 
     def __init__(self, model: nn.Module, out: str | Path, profile: config.Profile, device=None, amp: str = "auto",
                  batch_size: int | None = None, num_workers: int | None = None, seed: int | None = None,
@@ -150,6 +176,30 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     @torch.no_grad()
+    def _predict(self, x):
+        """The model's mattes of ``x`` in eval mode, as float (the guard's probe); the mode is restored."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            with self._autocast():
+                return self.model(x).float()
+        finally:
+            self.model.train(was)
+
+    def _sum(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the processes (itself in one process)."""
+        if self.world == 1:
+            return t
+        t = t.to(self.device)
+        torch.distributed.all_reduce(t)
+        return t.cpu()
+
+    def warn(self, message: str) -> None:
+        """A :class:`~lowlight.training.guard.TrainingWarning` (rank 0 only)."""
+        if self.rank == 0:
+            warnings.warn(message, TrainingWarning, stacklevel=2)
+
+    @torch.no_grad()
     def validate(self, ds) -> dict:
         """Mean loss, MSE and SAD (whole image, SAD in thousands) on a dataset."""
         model = self.model
@@ -178,11 +228,8 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"stage {spec.name}: no trainable parameters (train={spec.train!r})")
-        model = self.model
-        if self.world > 1:
-            model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=1e-4)
+        model = self._ddp(spec) if self.world > 1 else self.model
         n_batches = len(train_ds) // (self.batch_size * self.world)
         if n_batches < 1:
             raise ValueError(f"stage {spec.name}: training set of {len(train_ds)} samples is smaller than one batch "
@@ -196,24 +243,36 @@ class Trainer:
             cap = self.profile.training.steps_per_epoch
             per_epoch = n_batches if cap is None else min(n_batches, cap)
             total = per_epoch * spec.epochs
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total), eta_min=spec.lr * 0.05)
-        return _StageState(spec, stage_index, self.out / spec.name, params, model, opt, sched, per_epoch, total, frozen)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total), eta_min=spec.lr * LR_FLOOR)
+        return _StageState(spec, stage_index, self.out / spec.name, params, model, opt, sched, per_epoch, total, frozen,
+                           StageGuard(spec.name, spec.lr, params))
 
-    def resume(self, st: _StageState) -> None:
-        """Continue from ``out/<stage>/last.pt`` (model, optimiser, schedule, scaler, RNG, history)."""
+    def _ddp(self, spec: StageSpec) -> nn.Module:
+        """The model wrapped in DistributedDataParallel, with the trained parameters that its
+        forward never uses frozen first (see the module docstring)."""
+        unused = unused_parameters(self.model)
+        if unused:
+            named = dict(self.model.named_parameters())
+            for name in unused:
+                named[name].requires_grad_(False)
+            self.log(f"[{spec.name}] frozen under DistributedDataParallel: {len(unused)} parameter tensors the "
+                     f"forward never uses ({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})")
+        return nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def resume(self, st: _StageState, new_settings: bool = False) -> None:
+        """Continue from ``out/<stage>/last.pt`` (model, optimiser, schedule, scaler, RNG, history).
+        A checkpoint of another stage, profile or model is refused; one trained with other settings
+        (learning rate, length, loss, batch size) too, unless ``new_settings``: then the optimiser
+        and the schedule continue with the new ones (:mod:`lowlight.training.resume`)."""
         path = st.dir / "last.pt"
         if not path.is_file():
             return
         ck = load_checkpoint(path, map_location=self.device)
         if ck.get("stage") != st.spec.name:
             raise CheckpointError(f"checkpoint {path}: belongs to stage {ck.get('stage')!r}, not {st.spec.name!r}")
-        if ck.get("profile") not in (None, self.profile.name):
-            raise CheckpointError(f"checkpoint {path}: written with profile {ck.get('profile')!r}, not "
-                                  f"{self.profile.name!r}; resume with the same --profile or use another --out")
-        arch = ck.get("arch")
-        if arch is not None and getattr(getattr(self.model, "module", self.model), "arch", arch) != arch:
-            raise CheckpointError(f"checkpoint {path}: holds model {arch}, not {model_arch(self.model)}; "
-                                  "resume with the same --model/--llie or use another --out")
+        check_identity(ck, path, self.profile.name, getattr(getattr(self.model, "module", self.model), "arch", None))
+        changes = check_settings(ck, path, st.spec, self.batch_size, new_settings)
         getattr(self.model, "module", self.model).load_state_dict(ck["model"])
         st.opt.load_state_dict(ck["optimizer"])
         st.sched.load_state_dict(ck["scheduler"])
@@ -221,16 +280,36 @@ class Trainer:
             self.scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng_cpu"])
         st.start_epoch, st.step, st.history = int(ck["epoch"]), int(ck["step"]), list(ck["history"])
+        st.changes = list(ck.get("setting_changes", []))
         self.log(f"[{st.spec.name}] resumed from {path} at epoch {st.start_epoch}/{st.spec.n_epochs}")
+        if changes:
+            self._reschedule(st, changes)
+
+    def _reschedule(self, st: _StageState, changes: list) -> None:
+        """Set the optimiser and the cosine schedule to ``st.spec``'s rate and length from the step reached."""
+        lr, total = st.spec.lr, max(1, st.total_steps)
+        floor = lr * LR_FLOOR
+        now = floor + (lr - floor) * (1 + math.cos(math.pi * min(st.step, total) / total)) / 2
+        for g in st.opt.param_groups:
+            g["initial_lr"], g["lr"] = lr, now
+        st.sched.base_lrs = [lr] * len(st.opt.param_groups)
+        st.sched.T_max, st.sched.eta_min = total, floor
+        left = st.spec.n_epochs - st.start_epoch
+        if st.spec.steps is not None and self.world == 1 and left > 0:   # the steps left over the epochs left
+            st.steps_per_epoch = math.ceil((st.total_steps - st.step) / left)
+        st.changes.append({"step": st.step, **{k: [old, new] for k, old, new in changes}})
+        self.log(f"[{st.spec.name}] continuing with new settings from step {st.step}: "
+                 + ", ".join(f"{k} {old} -> {new}" for k, old, new in changes) + f"; learning rate now {now:.3g}")
 
     def step(self, st: _StageState, batch: dict) -> dict:
         """One optimisation step: autocast forward, loss, checks, backward (scaled), unscale, clip, step."""
         x, a = self._to(batch["image"]), self._to(batch["alpha"])
         valid = self._to(batch["valid"]) if "valid" in batch else None
+        st.guard.observe(x, a, self._predict)
         with self._autocast():
             p = st.model(x)
         total, terms = self.loss(p.float(), a, image=x, valid=valid)
-        self._check(st, total, terms, p, a)
+        st.guard.check_loss(total, terms, st.step + 1)
         st.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(total).backward()
@@ -245,24 +324,6 @@ class Trainer:
         st.sched.step()
         st.step += 1
         return terms
-
-    def _check(self, st: _StageState, total, terms, p, a) -> None:
-        """The collapse guard: a non-finite loss, or constant predictions for
-        :attr:`COLLAPSE_STEPS` steps in a row while the targets vary, stop the stage."""
-        where = f"stage {st.spec.name} (learning rate {st.spec.lr:g}), step {st.step + 1}"
-        if not torch.isfinite(total):
-            raise CollapseError(f"{where}: non-finite loss ({float(total.detach())}); terms "
-                                f"{ {k: float(v) for k, v in terms.items()} }. Lower the learning rate.")
-        pstd, astd = float(p.detach().float().std()), float(a.std())
-        if pstd < self.COLLAPSE_STD and astd > 0.05:
-            st.flat_steps += 1
-            if st.flat_steps >= self.COLLAPSE_STEPS:
-                raise CollapseError(
-                    f"{where}: the predictions collapsed to a constant (std {pstd:.1e} for {st.flat_steps} steps "
-                    f"while the targets' std is {astd:.2f}); the learning rate {st.spec.lr:g} is too large for "
-                    "this model -- lower it (MODNet: 2e-5 or less for all parameters)")
-        else:
-            st.flat_steps = 0
 
     def train_epoch(self, st: _StageState, train_ds, epoch: int, on_step=None) -> dict:
         """One epoch of :meth:`step`; returns the sample-weighted mean of each loss term."""
@@ -291,7 +352,10 @@ class Trainer:
         return {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()} | {"_count": count}
 
     def end_epoch(self, st: _StageState, epoch: int, row: dict, val_ds, seconds: float) -> None:
-        """Validation, the history row, the log line, the checkpoint (rank 0) and the rank sync."""
+        """The guard's verdict (:mod:`lowlight.training.guard`: raises before anything is written),
+        validation, the history row, the log line, the checkpoint (rank 0) and the rank sync."""
+        for message in st.guard.end_epoch(self._predict, st.step, last=epoch + 1 >= st.spec.n_epochs, reduce=self._sum):
+            self.warn(message)
         if self.world > 1:
             # batch-norm running statistics are updated locally by each rank's forward;
             # rank 0's are the ones checkpointed, so every rank adopts them
@@ -312,7 +376,8 @@ class Trainer:
             state = {"model": m.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
                      "scaler": self.scaler.state_dict() if self.scaler else {}, "rng_cpu": torch.get_rng_state(),
                      "stage": st.spec.name, "epoch": epoch + 1, "step": st.step, "spec": asdict(st.spec),
-                     "profile": self.profile.name, "arch": getattr(m, "arch", None), "history": st.history}
+                     "profile": self.profile.name, "arch": getattr(m, "arch", None), "history": st.history,
+                     "batch_size": self.batch_size, "setting_changes": st.changes}
             save_checkpoint(st.dir / "last.pt", state)
             atomic_write_json(st.dir / "history.json", st.history)
             atomic_write_text(st.dir / "log.csv", csv_text(st.history))
@@ -320,18 +385,17 @@ class Trainer:
             torch.distributed.barrier()
 
     def run_stage(self, spec: StageSpec, train_ds, val_ds=None, stage_index: int = 0, resume: bool = False,
-                  on_step: Callable[[int, int], None] | None = None) -> StageResult:
+                  on_step: Callable[[int, int], None] | None = None, new_settings: bool = False) -> StageResult:
         """Train one stage (see the module docstring). ``resume`` continues from
-        ``out/<stage>/last.pt``; without it an existing checkpoint there is an error (nothing is
-        overwritten silently). ``on_step(epoch, step)`` runs after every step (the tests use it to
-        simulate a kill)."""
+        ``out/<stage>/last.pt`` (``new_settings``: see :meth:`resume`); without it an existing
+        checkpoint there is an error (nothing is overwritten silently). ``on_step(epoch, step)``
+        runs after every step (the tests use it to simulate a kill)."""
         path = self.out / spec.name / "last.pt"
         if not resume and path.exists():
-            raise FileExistsError(f"{path} exists: pass resume=True (--resume) to continue that run, "
-                                  "or choose another output folder (--out)")
+            raise existing_checkpoint(path)
         st = self.prepare(spec, train_ds, stage_index)
         if resume:
-            self.resume(st)
+            self.resume(st, new_settings)
         result = StageResult(spec.name, 0, 0.0, st.history, trainable_summary(self.model), st.frozen, str(path),
                              st.start_epoch)
         if st.start_epoch >= spec.n_epochs:

@@ -24,13 +24,13 @@ Fetching the ONNX file (and its SHA-256 check) and running it with onnxruntime a
 :mod:`lowlight.assets`; reading a checkpoint file is :mod:`lowlight.io`.
 """
 from .files import (WEIGHT_SUFFIXES, as_state_dict, load_encoder_state_dict, load_model_weights,
-                    load_state_dict_checked, load_weights_file, looks_like_weights_path)
+                    load_state_dict_checked, load_weights_file, looks_like_weights_path, nonfinite_tensor)
 from .modnet_port import (check_conv_match, conv_bn_pairs, fold_into, load_modnet_into_encoder,
                           load_modnet_weights, verify_modnet, verify_modnet_encoder)
 from .onnx_graph import modnet_encoder_weights, modnet_onnx_path, onnx_conv_weights, read_modnet_onnx
 
 __all__ = [
-    "WEIGHT_SUFFIXES", "looks_like_weights_path", "as_state_dict", "load_weights_file",
+    "WEIGHT_SUFFIXES", "looks_like_weights_path", "as_state_dict", "nonfinite_tensor", "load_weights_file",
     "load_state_dict_checked", "load_encoder_state_dict", "load_model_weights",
     "onnx_conv_weights", "modnet_encoder_weights", "read_modnet_onnx", "modnet_onnx_path",
     "conv_bn_pairs", "fold_into", "check_conv_match",

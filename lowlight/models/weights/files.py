@@ -19,7 +19,7 @@ import torch.nn as nn
 from ...io import CheckpointError, load_checkpoint
 from ..encoders import Encoder
 
-__all__ = ["WEIGHT_SUFFIXES", "looks_like_weights_path", "as_state_dict", "load_weights_file",
+__all__ = ["WEIGHT_SUFFIXES", "looks_like_weights_path", "as_state_dict", "nonfinite_tensor", "load_weights_file",
            "load_state_dict_checked", "load_encoder_state_dict", "load_model_weights"]
 
 #: file suffixes read as weights files
@@ -56,6 +56,21 @@ def as_state_dict(obj, source: str) -> dict[str, torch.Tensor]:
                 k = k[len(prefix):]
         out[k] = v
     return out
+
+
+def nonfinite_tensor(state_dict: dict) -> str | None:
+    """The first floating-point tensor of ``state_dict`` (in its order) holding NaN or infinite
+    values, described (``"tensor 'head.out.bias' holds non-finite values (3 NaN, 0 infinite, of 16)"``);
+    ``None`` when every value is finite. Weights of a diverged run give NaN mattes, which 8-bit
+    files store as 0: a black matte that looks like a result."""
+    for k, v in state_dict.items():
+        if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex()):
+            finite = torch.isfinite(v)
+            if not bool(finite.all()):
+                n_nan = int(torch.isnan(v).sum())
+                return (f"tensor {k!r} holds non-finite values ({n_nan} NaN, {int((~finite).sum()) - n_nan} "
+                        f"infinite, of {v.numel()})")
+    return None
 
 
 def _read_safetensors(path: Path):
@@ -97,7 +112,7 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     through ``torch.load(weights_only=True)``, which refuses pickled Python objects (a file
     that would run code when unpickled is rejected, never executed). Raises
     ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for a corrupt
-    one, a refused one, or one that holds no state dict.
+    one, a refused one, one that holds no state dict, or one with NaN/infinite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -108,7 +123,11 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = _read_safetensors(path)
     else:
         obj = _read_torch_weights_only(path)
-    return as_state_dict(obj, f"weights file {str(path)!r}")
+    sd = as_state_dict(obj, f"weights file {str(path)!r}")
+    problem = nonfinite_tensor(sd)
+    if problem:
+        raise ValueError(f"weights file {str(path)!r}: {problem}; refused (the weights are unusable)")
+    return sd
 
 
 def load_state_dict_checked(module: nn.Module, state_dict: dict, source: str = "state dict",
@@ -213,19 +232,27 @@ def _full_key(key: str, full_sd: dict) -> str:
 
 
 # --------------------------------------------------------------------------- training checkpoints
-def load_model_weights(model: nn.Module, path: str | os.PathLike) -> dict:
+def load_model_weights(model: nn.Module, path: str | os.PathLike, state: dict | None = None,
+                       model_name: str | None = None) -> dict:
     """Load a course checkpoint's model weights into ``model`` (strict); returns the checkpoint.
 
     The file is read weights-only by :func:`lowlight.io.load_checkpoint` (which raises
-    :class:`~lowlight.io.CheckpointError` naming it when it is not a course checkpoint);
-    weights that do not fit ``model`` raise ``CheckpointError`` naming the file and the model the
-    checkpoint was saved for.
+    :class:`~lowlight.io.CheckpointError` naming it when it is not a course checkpoint), unless
+    its contents are given as ``state``. Weights with NaN or infinite values are refused, naming
+    the file and the first such tensor, before ``model`` is touched; weights that do not fit
+    ``model`` raise ``CheckpointError`` naming the file and ``model_name`` (the registry name of
+    ``model``) or else the model the checkpoint was saved for.
     """
-    state = load_checkpoint(path)
+    state = load_checkpoint(path) if state is None else state
+    problem = nonfinite_tensor(state["model"])
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}; the weights are unusable (a diverged training "
+                              "run?) -- use an earlier checkpoint")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit this model "
-                              f"(saved for model {state.get('model_name', '?')!r}; {first[:300]})") from None
+        which = (f"model {model_name!r}" if model_name else
+                 f"this model (saved for model {state.get('model_name', '?')!r})")
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit {which} ({first[:300]})") from None
     return state
