@@ -5,10 +5,16 @@ photo at (up to) its own size; ``ImageMatter`` wraps a model as ``uint8 RGB -> f
 the interface the stress test and the real-photo evaluation use; ``BrightnessSwitch`` routes each
 image to the original or the fine-tuned model by its mean luminance (the deployable form of §7).
 Conversions between uint8 images and [0, 1] tensors are defined here once.
+
+``OnnxModel`` runs a graph written by ``python -m lowlight.export`` with onnxruntime (CPU) as a
+model -- ``matte_image``, ``predict_batch`` and ``BrightnessSwitch`` take it like any other -- and
+``load_onnx_predictor`` reads such a graph or the brightness-switch manifest that names two of them.
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +27,8 @@ from .color import mean_luminance
 MIN_SIDE = 32
 
 __all__ = ["MIN_SIDE", "image_to_tensor", "to_uint8_image", "model_device", "predict_batch", "matte_image", "ImageMatter",
-           "enhance_uint8", "BrightnessSwitch"]
+           "enhance_uint8", "BrightnessSwitch", "ONNX_INPUT", "ONNX_OUTPUT", "SWITCH_FORMAT", "OnnxModelError",
+           "OnnxModel", "load_onnx_predictor"]
 
 
 def image_to_tensor(img: np.ndarray, device=None) -> torch.Tensor:
@@ -166,3 +173,102 @@ class BrightnessSwitch(nn.Module):
                     out = a.new_empty((x.shape[0], *a.shape[1:]))
                 out[mask] = a
         return out
+
+
+# --------------------------------------------------------------------------- ONNX (python -m lowlight.export)
+#: the names of the input (RGB float32 N x 3 x H x W in [0, 1]) and output (alpha N x 1 x H x W) of an exported graph
+ONNX_INPUT, ONNX_OUTPUT = "image", "alpha"
+#: the ``"format"`` of a brightness-switch manifest (two exported graphs and the threshold)
+SWITCH_FORMAT = "lowlight-brightness-switch/1"
+
+
+class OnnxModelError(ValueError):
+    """An ONNX model or switch manifest that cannot be used; one line naming the file."""
+
+
+def _first_line(exc: Exception) -> str:
+    return ((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:200]
+
+
+class OnnxModel(nn.Module):
+    """A graph written by ``python -m lowlight.export``, run by onnxruntime on the CPU, as a model:
+    ``forward(x)`` takes RGB in [0, 1] (``N x 3 x H x W``, any H and W: the graph pads and crops
+    itself) and returns the alpha tensor ``N x 1 x H x W``. It has no parameters (its device is the
+    CPU) and its train/eval mode changes nothing. ``threads``: onnxruntime's intra-op threads
+    (default: its own choice). A file that is missing, is not ONNX, or has another interface (e.g.
+    the shipped MODNet graph, which takes ``x * 2 - 1`` under another input name) raises
+    :class:`OnnxModelError`. ``arch`` is read from the graph's metadata. Notebook 07."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OnnxModelError(f"ONNX model {self.path}: no such file")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise OnnxModelError(f"ONNX model {self.path}: onnxruntime cannot load it, not an ONNX model? "
+                                 f"({_first_line(exc)})") from None
+        ins, outs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
+        if [i.name for i in ins] != [ONNX_INPUT] or len(ins[0].shape) != 4 or ONNX_OUTPUT not in outs:
+            raise OnnxModelError(
+                f"ONNX model {self.path}: inputs {[i.name for i in ins]}, outputs {outs}; expected one input "
+                f"{ONNX_INPUT!r} (RGB N x 3 x H x W in [0, 1]) and an output {ONNX_OUTPUT!r}: a graph written by "
+                "`python -m lowlight.export`")
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.arch = {"model": self.metadata.get("lowlight.model", "unknown"),
+                     "llie": self.metadata.get("lowlight.llie") or None}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {ONNX_INPUT: x.detach().to("cpu", torch.float32).contiguous().numpy()}
+        return torch.from_numpy(self.session.run([ONNX_OUTPUT], feed)[0])
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}"
+
+
+def _manifest_entry(manifest: Path, state: dict, key: str, threads: int | None) -> OnnxModel:
+    """The model of entry ``key`` of a switch manifest, its file beside the manifest and SHA-256 checked."""
+    from .assets import sha256_file
+
+    entry = state.get(key)
+    name = entry.get("file") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise OnnxModelError(f"switch manifest {manifest}: {key!r} must name a file in the manifest's folder")
+    path = manifest.parent / name
+    if not path.is_file():
+        raise OnnxModelError(f"switch manifest {manifest}: its {key} model {path} does not exist")
+    if sha256_file(path) != entry.get("sha256"):
+        raise OnnxModelError(f"switch manifest {manifest}: {path} does not match the SHA-256 the manifest records "
+                             "(changed or replaced after the export?); export the switch again")
+    return OnnxModel(path, threads)
+
+
+def load_onnx_predictor(path: str | Path, threads: int | None = None
+                        ) -> tuple[OnnxModel, OnnxModel | None, float | None]:
+    """``(model, low_model, threshold)`` for ``predict --onnx``: an exported graph gives
+    ``(model, None, None)``; a brightness-switch manifest (``.json``, written by
+    ``python -m lowlight.export --low-light-checkpoint ... --threshold ...``) gives the normal- and
+    the low-light model and the threshold on the mean Rec. 709 luminance. Any problem raises
+    :class:`OnnxModelError` naming the file. Notebook 07."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return OnnxModel(path, threads), None, None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise OnnxModelError(f"switch manifest {path}: cannot be read as JSON ({_first_line(exc)})") from None
+    if not isinstance(state, dict) or state.get("format") != SWITCH_FORMAT:
+        raise OnnxModelError(f"switch manifest {path}: not a brightness-switch manifest (expected \"format\": "
+                             f"{SWITCH_FORMAT!r}, written by `python -m lowlight.export`)")
+    threshold = state.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise OnnxModelError(f"switch manifest {path}: threshold {threshold!r}; expected a mean luminance in [0, 1]")
+    return (_manifest_entry(path, state, "normal", threads), _manifest_entry(path, state, "low_light", threads),
+            float(threshold))

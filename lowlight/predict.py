@@ -8,13 +8,19 @@
     # the brightness switch of §7: the shipped model for bright images, the fine-tuned one for dark ones
     python -m lowlight.predict --low-light-checkpoint runs/quick/train/modnet-staged/seed0/stage3/last.pt \\
         --threshold 0.2 --input photos/ --output mattes/
+    # a model exported by `python -m lowlight.export` (one graph, or a switch manifest), run by onnxruntime
+    python -m lowlight.predict --onnx modnet-lowlight.onnx --input photos/ --output mattes/
 
 For every image in ``--input`` (a folder, not recursive, or one file) it writes
 ``<name>_alpha.png`` (8-bit grey matte) and ``<name>_rgba.png`` (the image with the matte as its
 alpha channel, a cut-out) to ``--output``, both at the input's size. Without ``--checkpoint`` the
 normal-light model is ``--model`` as shipped (``modnet``); a checkpoint says itself which network it
 holds (MODNet, CV-UNet, with or without Zero-DCE++ in front). This module never imports the
-training code.
+training code. ``--onnx`` runs a graph written by :mod:`lowlight.export` with onnxruntime on the CPU
+instead (:class:`lowlight.inference.OnnxModel`), through the same loop: same outputs, same errors;
+given a switch manifest (``.json``) it routes as ``--threshold`` does, with the manifest's threshold
+and graphs (their SHA-256 checked). ``--onnx`` goes with none of the model options (``--checkpoint``,
+``--low-light-checkpoint``, ``--threshold``, ``--model``) nor a ``--device`` other than ``cpu``.
 
 A file that cannot be read as an image is reported and skipped; the batch goes on. So is an
 image whose header declares more than ``--max-pixels`` pixels (default 50 megapixels; it is
@@ -25,7 +31,7 @@ WebP is turned by its EXIF orientation first (:func:`lowlight.data.read_image`).
 write to the same output name, and no output is written into the folder that holds the input
 (a file's folder for one ``--input`` file). Exit status: 0 when every image was matted, 3 when
 some failed (the rest were written), 1 when none was (all failed, or no image found), 2 for bad
-arguments, an unusable checkpoint or device, or a model asset that cannot be fetched.
+arguments, an unusable checkpoint, ONNX file or device, or a model asset that cannot be fetched.
 
 With ``--threshold`` the switch (:class:`lowlight.inference.BrightnessSwitch`) measures
 each image's mean Rec. 709 luminance (of the gamma-encoded RGB, in [0, 1]) and sends images darker
@@ -256,8 +262,11 @@ def _parse(argv):
                     "(cut-out) at the input's size. Default model: MODNet as shipped.")
     ap.add_argument("--input", required=True, help="folder of images (or one image file)")
     ap.add_argument("--output", required=True, help="output folder (created if missing; not the input folder)")
-    ap.add_argument("--model", default="modnet", choices=list(MODELS),
+    ap.add_argument("--model", default=None, choices=list(MODELS),
                     help="the shipped model to use when no --checkpoint is given (default modnet)")
+    ap.add_argument("--onnx", default=None,
+                    help="a model exported by `python -m lowlight.export` (.onnx), or its brightness-switch manifest "
+                         "(.json), run with onnxruntime on the CPU; instead of the model options")
     ap.add_argument("--checkpoint", default=None,
                     help="a fine-tuned checkpoint (notebook 06 / python -m lowlight.training); with "
                          "--low-light-checkpoint: the normal-light model")
@@ -283,6 +292,15 @@ def _check_args(args) -> str | None:
     """The first problem of the arguments (a message naming the option), found before any model loads."""
     from .inference import MIN_SIDE
 
+    if args.onnx is not None:
+        given = [opt for opt, value in (("--checkpoint", args.checkpoint), ("--model", args.model),
+                                        ("--low-light-checkpoint", args.low_light_checkpoint),
+                                        ("--threshold", args.threshold)) if value is not None]
+        if given:
+            return (f"--onnx and {given[0]} exclude each other: the exported graph (or its switch manifest) is the "
+                    "model")
+        if args.device not in (None, "cpu"):
+            return f"--device {args.device}: --onnx runs with onnxruntime on the CPU (leave --device out)"
     if (args.low_light_checkpoint is None) != (args.threshold is None):
         return "--low-light-checkpoint and --threshold go together (the brightness switch needs both)"
     if args.threshold is not None and not (0.0 <= args.threshold <= 1.0):
@@ -316,10 +334,39 @@ def _usable_device(name: str | None):
     return dev, None
 
 
+def _onnx_models(path: str):
+    """``(model, low_model, threshold, description)`` of ``--onnx``; raises :class:`OnnxModelError`."""
+    from .inference import load_onnx_predictor
+
+    model, low_model, threshold = load_onnx_predictor(path)
+    if low_model is None:
+        return model, None, None, f"model: {model.arch['model']} exported to ONNX, {path}, run by onnxruntime"
+    return (model, low_model, threshold, f"brightness switch at mean luminance {threshold:g} from {path}: normal "
+            f"light -> {model.path.name}, low light -> {low_model.path.name} (ONNX, run by onnxruntime)")
+
+
+def _models(args, device):
+    """``(model, low_model, threshold, description)`` that the arguments name. Raises
+    :class:`~lowlight.io.CheckpointError`, :class:`~lowlight.assets.AssetError` or
+    :class:`~lowlight.inference.OnnxModelError`."""
+    if args.onnx is not None:
+        return _onnx_models(args.onnx)
+    name = args.model or "modnet"
+    model = load_predictor(args.checkpoint, name, device)
+    low_model = load_predictor(args.low_light_checkpoint, name, device) if args.low_light_checkpoint else None
+    desc = f"model: {describe(model)}" + (f" from {args.checkpoint}" if args.checkpoint else " as shipped")
+    if low_model is not None:
+        desc = (f"brightness switch at mean luminance {args.threshold:g}: normal light -> {describe(model)}"
+                f"{' from ' + args.checkpoint if args.checkpoint else ' as shipped'}, low light -> "
+                f"{describe(low_model)} from {args.low_light_checkpoint}")
+    return model, low_model, args.threshold, desc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring); returns the exit status. Notebook 07."""
     args = _parse(argv)
     from .assets import AssetError
+    from .inference import OnnxModelError
     from .io import CheckpointError
 
     def fail(msg: str) -> int:
@@ -330,21 +377,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         return fail(problem)
     inp, out = Path(args.input), Path(args.output)
-    device, problem = _usable_device(args.device)
+    device, problem = (None, None) if args.onnx is not None else _usable_device(args.device)
     if problem:
         return fail(problem)
     try:
-        model = load_predictor(args.checkpoint, args.model, device)
-        low_model = load_predictor(args.low_light_checkpoint, args.model, device) if args.low_light_checkpoint else None
-    except (CheckpointError, AssetError) as exc:
+        model, low_model, threshold, desc = _models(args, device)
+    except (CheckpointError, AssetError, OnnxModelError) as exc:
         return fail(str(exc))
-    desc = f"model: {describe(model)}" + (f" from {args.checkpoint}" if args.checkpoint else " as shipped")
-    if low_model is not None:
-        desc = (f"brightness switch at mean luminance {args.threshold:g}: normal light -> {describe(model)}"
-                f"{' from ' + args.checkpoint if args.checkpoint else ' as shipped'}, low light -> "
-                f"{describe(low_model)} from {args.low_light_checkpoint}")
     print(desc, file=sys.stderr)
-    summary = predict_folder(model, inp, out, low_model, args.threshold, max_side=args.max_side or None,
+    summary = predict_folder(model, inp, out, low_model, threshold, max_side=args.max_side or None,
                              progress=not args.no_progress, max_pixels=int(args.max_pixels))
     print(summary.report())
     if not summary.ok:
