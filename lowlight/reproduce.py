@@ -2,7 +2,9 @@
 
 Every ``notebooks/NN_*.ipynb`` is executed in order with papermill, the ``profile``
 parameter injected; executed copies go to ``runs/<profile>/executed/`` (never over the
-sources). One progress line per notebook; a summary (markdown and JSON: notebook,
+sources) and the figures they save to ``runs/<profile>/executed/figures/``, so a reproduction leaves
+the committed ``figures/`` and notebooks as they are. Kernels talk over IPC sockets, not TCP. One
+progress line per notebook; a summary (markdown and JSON: notebook,
 status, seconds) at the end. On a failure the runner names the notebook, the failing
 cell and the error, keeps the partly executed copy (or says that none was written), and
 exits non-zero.
@@ -18,11 +20,11 @@ summary records the same digest. ``tests/test_digest.py`` checks that the commit
 carry the digest of the committed code.
 
 ``--inplace`` is the maintainers' mode: it executes the source notebooks themselves on
-a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell), strips widget state and
-records the digest, which is how the committed outputs are produced
+a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell), writes ``figures/``, strips widget
+state and records the digest, which is how the committed outputs are produced
 (``python -m lowlight.reproduce --profile quick --inplace``).
 
-Two traps are handled here (both measured on the course's reference machine):
+Two traps are handled here (both measured on a 2-core CPU machine):
 
 * a kernel-channel wait can stall on a cell that displays ipywidgets (nbclient issue
   312). :func:`short_poll_channels` makes every wait on a kernel channel a series of
@@ -106,6 +108,23 @@ def short_poll_channels(slice_s: float = POLL_SLICE_S):
         AsyncZMQSocketChannel.get_msg = original
 
 
+def kernel_manager_class():
+    """The kernel manager the runner starts kernels with: IPC transport (Unix sockets in a private
+    temporary folder) instead of TCP on localhost, so no port is opened and the kernel does not warn
+    that it is "running over TCP without encryption" for every notebook."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(tempfile.mkdtemp(prefix="lowlight-kernel-"), "kernel"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def discover(notebooks_dir: Path | None = None) -> list[Path]:
     """The course notebooks, ``NN_slug.ipynb``, in order."""
     nb_dir = Path(notebooks_dir or config.NOTEBOOKS_DIR)
@@ -182,8 +201,12 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
 
     meta = provenance(profile) if meta is None else meta
     t0 = time.perf_counter()
-    old_env = os.environ.get(config.ENV_PROFILE)
+    old_env = {k: os.environ.get(k) for k in (config.ENV_PROFILE, config.ENV_FIGURES)}
     os.environ[config.ENV_PROFILE] = profile
+    if inplace:                       # the committed figures/ (quick) or runs/<profile>/figures/
+        os.environ.pop(config.ENV_FIGURES, None)
+    else:                             # beside the executed notebooks: a reproduction leaves the clone clean
+        os.environ[config.ENV_FIGURES] = str(out.parent / "figures")
     written = False
     if not inplace and out.exists():
         out.unlink()   # a stale copy of an earlier run must not pass for this run's output
@@ -194,6 +217,7 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
 
                 book = nbformat.read(str(nb), as_version=4)
                 client = NotebookClient(book, timeout=timeout, kernel_name="python3",
+                                        kernel_manager_class=kernel_manager_class(),
                                         resources={"metadata": {"path": str(nb.parent)}})
                 status = "failed"
                 try:
@@ -211,6 +235,7 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
                     pm.execute_notebook(
                         str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
                         cwd=str(nb.parent), progress_bar=False, execution_timeout=timeout,
+                        kernel_manager_class=kernel_manager_class(),
                     )
                     status = "ok"
                 except BaseException:
@@ -228,10 +253,11 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
         msg, cell = _describe_failure(exc)
         return Result(nb.name, "failed", time.perf_counter() - t0, str(out), msg, cell, written=written)
     finally:
-        if old_env is None:
-            os.environ.pop(config.ENV_PROFILE, None)
-        else:
-            os.environ[config.ENV_PROFILE] = old_env
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _failure_lines(r: Result, inplace: bool) -> str:

@@ -240,3 +240,35 @@ def test_an_unusable_output_dir_is_a_one_line_error(tmp_path):
     r = _run("--output-dir", str(afile / "sub"), root=root)
     assert r.returncode == 2 and r.stderr.startswith(f"error: --output-dir {afile / 'sub'}: cannot create or write")
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and "[1/1]" not in r.stdout
+
+
+FIG_CELL = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "from lowlight import config, viz\nP = config.get_profile(profile)\n"
+            "fig = plt.figure(figsize=(1, 1))\nprint(viz.save_fig(fig, 'zz_probe', P))")
+
+
+def test_a_reproduction_keeps_figures_beside_its_copies_and_kernels_quiet(tmp_path):
+    """Without --inplace a notebook's figures go beside the executed copies (the committed figures/
+    stay as they are); with --inplace they go where a reader's own run puts them. The kernels run
+    over IPC, so no "running over TCP without encryption" warning is printed."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    _nb(root / "notebooks" / "01_fig.ipynb", FIG_CELL)
+    r = _run("--profile", "smoke", root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "runs" / "smoke" / "executed" / "figures" / "zz_probe.png").is_file()
+    assert not (root / "runs" / "smoke" / "figures").exists()
+    assert "without encryption" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    r = _run("--profile", "smoke", "--inplace", root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "runs" / "smoke" / "figures" / "zz_probe.png").is_file()
+    assert "without encryption" not in r.stdout + r.stderr
+
+
+def test_figures_dir_follows_the_environment(monkeypatch, tmp_path):
+    smoke = config.get_profile("smoke")
+    monkeypatch.delenv(config.ENV_FIGURES, raising=False)
+    assert config.figures_dir(smoke, create=False) == config.RUNS_DIR / "smoke" / "figures"
+    assert config.figures_dir(config.get_profile("quick"), create=False) == config.FIGURES_DIR
+    monkeypatch.setenv(config.ENV_FIGURES, str(tmp_path / "f"))
+    assert config.figures_dir(smoke) == tmp_path / "f" and (tmp_path / "f").is_dir()

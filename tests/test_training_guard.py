@@ -247,18 +247,21 @@ def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
 
     run = subprocess.Popen([sys.executable, "-m", "lowlight.training", "--profile", "smoke", "--stage", "1",
                             "--steps", "400", "--epochs", "2", "--out", str(tmp_path), "--device", "cpu"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(), cwd=config.ROOT)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(), cwd=config.ROOT,
+                           # the run must start with SIGTERM's default disposition, whatever an earlier test
+                           # left in this process (an ignored signal is inherited; the CLI then leaves it ignored)
+                           preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     try:
         t0 = time.monotonic()
         while not (tmp_path / LOCK_NAME).exists() and run.poll() is None and time.monotonic() - t0 < 300:
             time.sleep(0.05)
         assert run.poll() is None, run.communicate()[1][-2000:]
         run.send_signal(signal.SIGTERM)
-        run.communicate(timeout=120)
+        err = run.communicate(timeout=120)[1]
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 128 + signal.SIGTERM
+    assert run.returncode == 128 + signal.SIGTERM, (run.returncode, err[-2000:])
     assert not (tmp_path / LOCK_NAME).exists()
 
 

@@ -13,6 +13,9 @@ switch          the brightness switch of §7: threshold on validation, scored on
 heldout_camera  a second camera for evaluation only (RGGB mosaic, Poisson + read + row noise,
                 10-bit ADC, OpenCV demosaic, gamma 2.2 with a shoulder, JPEG 55), written apart from
                 ``lowlight.simulate``: the degradation is held out along with the content
+people          per-photo evidence on real people: the original's daylight matte as the target,
+                the hand-drawn outlines, two cameras (the simulator, the held-out one), the daylight
+                drift guard
 runs            which checkpoint each row needs, the test items, results on disk
 report          text tables
 ==============  ====================================================================
@@ -21,6 +24,8 @@ from .exposure import (ALL_METRICS, CLEAN, EVS, darken, grid_change, grid_means,
                        score_grid, whole_image_errors)
 from .heldout_camera import HELDOUT_EVS, HeldOutCameraParams
 from .heldout_camera import render as heldout_render
+from .people import (HELDOUT_CAMERA_EVS, SIM_EVS, daylight_drift_guard, format_people_table, people_examples,
+                     people_table, score_people)
 from .protocol import (ARTICLE, EV_BINS, METRIC_LABELS, METRICS, ROW_LABELS, ROWS, SCENARIOS, evaluate,
                        pick_scenario, quantize_alpha, row_label, trimap_to_uint8, verdict)
 from .runs import FINETUNED, checkpoint_path, llmatte_items, load_llie, load_row, photo_items, row_key, run_grid
@@ -34,7 +39,8 @@ __all__ = [
     "evaluate", "pick_scenario", "quantize_alpha", "row_label", "trimap_to_uint8",
     "verdict", "FINETUNED", "checkpoint_path", "llmatte_items", "load_llie", "load_row", "photo_items", "row_key",
     "run_grid", "choose_threshold", "run_switch", "switch_table", "HELDOUT_EVS", "HeldOutCameraParams",
-    "heldout_render",
+    "heldout_render", "HELDOUT_CAMERA_EVS", "SIM_EVS", "daylight_drift_guard", "format_people_table",
+    "people_examples", "people_table", "score_people",
     "MIN_IMAGES", "STATISTICS", "Change", "ErrorTable", "clustered_bootstrap", "difference_in_differences",
     "error_table", "per_seed_medians",
 ]
