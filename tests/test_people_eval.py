@@ -208,3 +208,15 @@ def test_figure_of_mattes(photos, tmp_path):
     fig = show_people_mattes(ex)
     fig.savefig(tmp_path / "mattes.png", dpi=40)
     assert (tmp_path / "mattes.png").stat().st_size > 1000
+
+
+def test_a_reference_that_misses_the_people_is_named(photos):
+    """An original that sees nobody: its daylight matte misses every outlined person, the table says
+    so, and a pooled relative change against an all-zero baseline is refused with the reason."""
+    recs = EP.score_people({"original": Zero(), "m/s0": Masks(photos)}, photos, evs_sim=(-3.0,), evs_heldout=(-5.0,),
+                           max_side=SIDE)
+    t = EP.people_table(recs, n_boot=50)
+    assert t["reference_missed"] == {p: 1.0 for p in IDS}
+    assert "specification is itself wrong" in t["text"]
+    assert t["pooled"]["simulator"]["change"] is None and "positive baseline" in t["pooled"]["simulator"]["error"]
+    assert "no pooled change" in t["text"]

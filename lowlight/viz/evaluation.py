@@ -54,9 +54,11 @@ def plot_grid(records: Sequence[dict], metrics: Sequence[str] = ("sad_image",), 
     return fig
 
 
-def plot_changes(changes: Mapping[str, Mapping], title: str = ""):
+def plot_changes(changes: Mapping[str, Mapping], title: str = "", limit: float = 150.0):
     """Relative change (%) per condition with 95 % intervals, one series per comparison
-    (``{label: grid_change result}``); the zero line is the original. Returns the figure."""
+    (``{label: grid_change result}``); the zero line is the original. The y axis stops at
+    ``limit`` % so that one wide interval does not squash the others: a bar or whisker that goes
+    beyond it is cut at the edge and its value written there. Returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 3.8))
@@ -69,14 +71,19 @@ def plot_changes(changes: Mapping[str, Mapping], title: str = ""):
         v = np.array([ch[c]["change_pct"] for c in conds])
         lo = np.array([ch[c]["lo"] for c in conds])
         hi = np.array([ch[c]["hi"] for c in conds])
-        ax.bar(x + (i - (len(labels) - 1) / 2) * w, v, w, yerr=[v - lo, hi - v], capsize=2,
-               color=_PALETTE[(i + 1) % len(_PALETTE)], label=label)
+        xs = x + (i - (len(labels) - 1) / 2) * w
+        ax.bar(xs, v, w, yerr=[v - lo, hi - v], capsize=2, color=_PALETTE[(i + 1) % len(_PALETTE)], label=label)
+        for xi, top in zip(xs, np.maximum(v, hi)):
+            if top > limit:
+                ax.annotate(f"↑{top:+.0f} %", (xi, limit), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7, annotation_clip=False)
+    ax.set_ylim(-100 - 0.05 * (limit + 100), limit)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, [CLEAN if c == CLEAN else f"EV {c:g}" for c in conds])
     ax.set_ylabel("change vs the original (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(title or "relative change of the mean error (95 % paired-bootstrap intervals)", fontsize=10)
+    ax.set_title(title or "relative change of the mean error (95 % paired-bootstrap intervals)", fontsize=10, pad=12)
     fig.tight_layout()
     return fig
 
