@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from benchmarks._timing import interleaved_times, summarise
 
 
 def _session(path, threads: int):
@@ -47,17 +48,9 @@ def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2, 
     shipped = _session(assets.fetch("modnet"), threads)
     runs = {"exported (lowlight.export)": lambda: ours.run(None, {"image": x}),
             "shipped MODNet ONNX": lambda: shipped.run(None, {"input": (x * 2 - 1).astype(np.float32)})}
-    for fn in runs.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times = interleaved_times(runs, repeats, warmup)
     (a, ta), (b, tb) = times.items()
-    res = {name: {"median_s": statistics.median(t), "min_s": min(t)} for name, t in times.items()}
+    res = summarise(times)
     res["ratio_of_medians"] = res[a]["median_s"] / res[b]["median_s"]
     res["median_ratio"] = statistics.median(p / q for p, q in zip(ta, tb))
     print(f"input 1x3x{size}x{size}, onnxruntime {ort.__version__} CPU, {threads} intra-op threads each, "

@@ -14,14 +14,8 @@ Run: ``python benchmarks/bench_models.py [--size 512] [--threads 2] [--repeats 1
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-
-def _time_once(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+from benchmarks._timing import interleaved_times, summarise
 
 
 def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2) -> dict:
@@ -70,14 +64,8 @@ def main(size: int = 512, threads: int = 2, repeats: int = 10, warmup: int = 2) 
     rows = {"CVUNet-MobileNetV2 (torch eager)": ours, "  same, channels_last": ours_cl,
             "  its encoder alone": encoder_only,
             "MODNet (onnxruntime)": modnet, "MODNet (native PyTorch port)": modnet_torch}
-    for fn in rows.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in rows}
-    for _ in range(repeats):
-        for name, fn in rows.items():
-            times[name].append(_time_once(fn))
-    res = {name: {"median_s": statistics.median(t), "min_s": min(t)} for name, t in times.items()}
+    times = interleaved_times(rows, repeats, warmup)
+    res = summarise(times)
     ref = res["MODNet (onnxruntime)"]
     print(f"input 1x3x{size}x{size}, CPU, {threads} threads each (torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}), {repeats} interleaved repeats")
