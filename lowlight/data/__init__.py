@@ -9,6 +9,7 @@ submodule                   what it holds
 ``backgrounds``             photo / procedural / night / backlit backgrounds
 ``photos``                  scikit-image's offline photos and their licences
 ``people``                  the evaluation set of real photos of people + hand-drawn outlines
+``photo_folder``            a folder of your own plain photos (no mattes): split, crops
 ``trimap``                  ``trimap_from_alpha`` (exactly 0 / 128 / 255)
 ``llmatte``                 one sample, its spec, splits; the raw and processed low-light versions
 ``llmatte_cache``           the cache under ``data/llmatte/`` + manifest, reading, verifying
@@ -31,6 +32,7 @@ from .llmatte import (BACKGROUNDS_FOR_FAMILY, DEFAULT_FAMILY_WEIGHTS, KINDS, LOW
                       make_sample, sample_rng)
 from .llmatte_cache import build_llmatte, finetune_llmatte, llmatte_dir, load_manifest, read_sample, verify_llmatte
 from .people import PACKAGED_PEOPLE, PEOPLE_KINDS, PeoplePhoto, people_photo_ids, people_photos, person_mask
+from .photo_folder import PhotoFolder, PhotoFolderError, photo_crops, scan_photo_folder
 from .photos import PEOPLE_PHOTOS, PHOTOS, SCENE_PHOTOS, load_photo, photo_licences
 from .trimap import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, default_trimap_width, trimap_from_alpha
 
@@ -54,6 +56,6 @@ __all__ = sorted([
     "random_texture", "BACKGROUNDS_FOR_FAMILY", "DEFAULT_FAMILY_WEIGHTS", "KINDS", "LOW_VERSIONS", "PROCESSED", "SPLITS",
     "LLMatteSpec", "build_llmatte", "finetune_llmatte", "llmatte_dir", "load_manifest", "make_sample", "read_sample",
     "sample_rng", "verify_llmatte", "PACKAGED_PEOPLE", "PEOPLE_KINDS", "PeoplePhoto", "people_photo_ids", "people_photos",
-    "person_mask", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
+    "person_mask", "PhotoFolder", "PhotoFolderError", "photo_crops", "scan_photo_folder", "PHOTOS", "PEOPLE_PHOTOS", "SCENE_PHOTOS", "load_photo", "photo_licences", "TRIMAP_BG", "TRIMAP_FG",
     "TRIMAP_UNKNOWN", "default_trimap_width", "trimap_from_alpha", *_LAZY,
 ])

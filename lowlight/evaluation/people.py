@@ -102,7 +102,9 @@ def _matte(model: nn.Module, img: np.ndarray, max_side: int | None) -> np.ndarra
     return matte_image(model, img, max_side=max_side).astype(np.float64) / 255.0
 
 
-def _outline_counts(alpha: np.ndarray, person: np.ndarray) -> dict:
+def _outline_counts(alpha: np.ndarray, person: np.ndarray | None) -> dict:
+    if person is None:                          # a photo without outlines (your own photos)
+        return {"fg_outside": float("nan"), "person_missed": float("nan")}
     inside = float(alpha[person].mean()) if person.any() else float("nan")
     return {"fg_outside": float(alpha[~person].sum() / alpha.size), "person_missed": 1.0 - inside}
 
@@ -116,12 +118,13 @@ def _record(photo_id, model, camera, ev, x, alpha, ref, person, render_name) -> 
 
 def score_people(models: Mapping[str, nn.Module], photos: Sequence, evs_sim: Sequence[float] = SIM_EVS,
                  evs_heldout: Sequence[float] = HELDOUT_CAMERA_EVS, seed: int = 0, max_side: int | None = 512,
-                 reference: str = "original", sim_render: Callable = phone) -> list[dict]:
+                 reference: str = "original", sim_render: Callable = phone, outlines: bool = True) -> list[dict]:
     """Score every model on every photo in daylight and in the dark, through both cameras.
 
     ``models``: ``{name: nn.Module}`` (RGB in [0, 1] -> alpha), ``reference`` among them (the
     original: its daylight matte is the target). ``photos``: :class:`lowlight.data.people.PeoplePhoto`
-    (or anything with ``id`` and ``image``; ``id`` must have outlines). Each photo is reduced to
+    (or anything with ``id`` and ``image``; ``id`` must have outlines unless ``outlines=False``, which
+    leaves ``fg_outside`` and ``person_missed`` NaN -- e.g. for your own photos). Each photo is reduced to
     ``max_side`` (:func:`working_image`), rendered (:func:`camera_input`) and matted at that size
     with 8-bit mattes (:func:`lowlight.inference.matte_image`).
 
@@ -140,7 +143,7 @@ def score_people(models: Mapping[str, nn.Module], photos: Sequence, evs_sim: Seq
     records = []
     for photo in photos:
         img = working_image(np.asarray(photo.image), max_side)
-        person = person_mask(photo.id, img.shape[:2])
+        person = person_mask(photo.id, img.shape[:2]) if outlines else None
         ref = _matte(models[reference], img, max_side)
         for camera, ev in _conditions(evs_sim, evs_heldout):
             x = camera_input(img, photo.id, camera, ev, seed, sim_render)
@@ -151,7 +154,8 @@ def score_people(models: Mapping[str, nn.Module], photos: Sequence, evs_sim: Seq
 
 
 def people_examples(models: Mapping[str, nn.Module], photos: Sequence, conditions: Sequence[tuple] | None = None,
-                    seed: int = 0, max_side: int | None = 512, sim_render: Callable = phone) -> list[dict]:
+                    seed: int = 0, max_side: int | None = 512, sim_render: Callable = phone,
+                    outlines: bool = True) -> list[dict]:
     """The inputs and mattes behind :func:`score_people`'s records, for a figure: per photo
     ``{"id", "mask" (person union, bool), "panels": [{"camera", "ev", "image", "mattes": {model:
     alpha}}]}``. ``conditions``: ``(camera, ev)`` pairs, default daylight and the darkest EV of each
@@ -167,7 +171,8 @@ def people_examples(models: Mapping[str, nn.Module], photos: Sequence, condition
             x = camera_input(img, photo.id, camera, ev, seed, sim_render)
             panels.append({"camera": camera, "ev": ev, "image": x,
                            "mattes": {k: _matte(m, x, max_side) for k, m in models.items()}})
-        out.append({"id": photo.id, "mask": person_mask(photo.id, img.shape[:2]), "panels": panels})
+        mask = person_mask(photo.id, img.shape[:2]) if outlines else None
+        out.append({"id": photo.id, "mask": mask, "panels": panels})
     return out
 
 

@@ -37,7 +37,8 @@ import torch
 
 from .. import config
 from ..assets import AssetError
-from ..io import CheckpointError, weights_digest, writable_dir_problem
+from ..data.photo_folder import PhotoFolderError
+from ..io import CheckpointError, atomic_write_json, weights_digest, writable_dir_problem
 from .data import FinetuneData, LLMatteData
 from .guard import CollapseError, TrainingWarning
 from .lock import run_lock
@@ -58,8 +59,15 @@ def _parse(argv):
                     "weights; CV-UNet trains its original first. Under torchrun --nproc_per_node=N it trains "
                     "with DistributedDataParallel.")
     ap.add_argument("--model", default="modnet", choices=list(MODELS))
-    ap.add_argument("--data-path", default=None, help="LL-Matte folder, Composition-1k fg/alpha/bg, or image/alpha "
-                                                      "pairs (default: the profile's LL-Matte / fine-tuning set)")
+    ap.add_argument("--data-path", default=None, help="LL-Matte folder, Composition-1k fg/alpha/bg, image/alpha "
+                                                      "pairs, or (MODNet with --signal distill) a folder of plain "
+                                                      "photos (default: the profile's LL-Matte / fine-tuning set)")
+    ap.add_argument("--heldout-share", type=float, default=0.2,
+                    help="with a folder of plain photos: the share kept out of training for the report "
+                         "(chosen by a hash of each file's relative path)")
+    ap.add_argument("--anchor", type=float, default=0.0,
+                    help="L2-SP weight: a penalty on the squared distance of the weights from the original's "
+                         "(0: none, the article's recipe)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="override the stage's learning rate")
     ap.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
@@ -100,6 +108,10 @@ def _check_args(args, prof) -> str | None:
             return f"--{name.replace('_', '-')} {v}: expected an integer >= {0 if name == 'workers' else 1}"
     if args.lr is not None and not 0 < args.lr < float("inf"):
         return f"--lr {args.lr}: expected a finite number > 0"
+    if not 0 <= args.anchor < float("inf"):
+        return f"--anchor {args.anchor}: expected a finite number >= 0"
+    if not 0 <= args.heldout_share < 1:
+        return f"--heldout-share {args.heldout_share}: expected a number in [0, 1)"
     if args.resume_with_new_settings and not args.resume:
         return "--resume-with-new-settings: given without --resume"
     if family == "modnet" and args.stage == "baseline":
@@ -117,6 +129,9 @@ def _check_args(args, prof) -> str | None:
         return f"--pretrained {args.pretrained}: MODNet takes 'yes' (its shipped weights) or 'none'"
     if args.data_path and not Path(args.data_path).is_dir():
         return f"--data-path {args.data_path}: not a folder"
+    if args.data_path and family == "modnet" and _plain_photos(Path(args.data_path)) and args.signal != "distill":
+        return (f"--data-path {args.data_path}: a folder of plain photos has no mattes; fine-tune on it with "
+                "--signal distill (the original's daylight mattes are the targets)")
     try:
         device = config.get_device(args.device)
     except (ValueError, RuntimeError) as exc:
@@ -165,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, prof, family, out, device, seed)
     except AssetError as exc:       # the shipped weights cannot be had (offline, damaged cache): one line, exit 2
         return fail(str(exc))
+    except PhotoFolderError as exc:  # a folder of photos that cannot be used: nothing was trained
+        return fail(str(exc))
     except (CollapseError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
         return fail(str(exc), 1)
     finally:
@@ -200,6 +217,35 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _plain_photos(root: Path) -> bool:
+    """Whether ``root`` is none of the labelled layouts (LL-Matte, Composition-1k, image/alpha)."""
+    labelled = ((root / "manifest.json").is_file() or ((root / "fg").is_dir() and (root / "bg").is_dir())
+                or (root / "image").is_dir() or (root / "images").is_dir())
+    return not labelled
+
+
+def _data(args, prof, family, out: Path, seed: int):
+    """The data source of the run: a folder of plain photos (MODNet, self-distillation), a labelled
+    folder or LL-Matte (CV-UNet, or any model given a labelled folder), or MODNet's fine-tuning set."""
+    if args.data_path and family == "modnet" and _plain_photos(Path(args.data_path)):
+        from ..data import scan_photo_folder
+        from .data import build_photo_finetune_set
+
+        photos = scan_photo_folder(args.data_path, heldout_share=args.heldout_share)
+        _err(photos.describe())
+        train_set = build_photo_finetune_set(prof, photos, seed=seed, cache=out / "teacher_mattes.npz", log=_err)
+        val_set = (build_photo_finetune_set(prof, replace(photos, train=photos.heldout), seed=seed,
+                                            log=lambda *_: None).with_normal(0.0) if photos.heldout else [])
+        atomic_write_json(out / "photos.json", {"root": str(photos.root), "train": photos.train,
+                                                "heldout": photos.heldout, "skipped": photos.skipped,
+                                                "heldout_share": photos.heldout_share})
+        return FinetuneData(prof, seed, signal="distill", inputs=args.inputs, train_set=train_set,
+                            val_set=val_set)
+    if args.data_path or family == "cvunet":
+        return LLMatteData(prof, seed, data_path=args.data_path)
+    return FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
+
+
 def _stages(args, prof, family):
     """The recipe's stage list with the loss of ``--use-dynamic-loss``/``--dynamic-mode``, and the
     ``(start, stop)`` of ``--stage`` in it, the chosen stages changed by ``--lr/--epochs/--steps``."""
@@ -211,6 +257,8 @@ def _stages(args, prof, family):
     if args.lr is not None or args.epochs is not None or args.steps is not None:
         stages[start:stop] = [replace(s, lr=args.lr or s.lr, epochs=args.epochs or s.epochs,
                                       steps=args.steps or s.steps) for s in stages[start:stop]]
+    if args.anchor:
+        stages = [replace(s, anchor=args.anchor) for s in stages]
     return stages, start, stop
 
 
@@ -225,10 +273,7 @@ def _train(args, prof, family, out: Path, device, seed: int) -> int:
         pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
         model = build_model(args.model, seed, pretrained=pretrained, llie=args.llie,
                             llie_checkpoint=args.llie_checkpoint)
-        if args.data_path or family == "cvunet":
-            data = LLMatteData(prof, seed, data_path=args.data_path)
-        else:
-            data = FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
+        data = _data(args, prof, family, out, seed)
         try:
             train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
                   batch_size=batch, num_workers=workers if args.workers is None else args.workers,

@@ -34,7 +34,7 @@ from .. import config
 from ..data import finetune_llmatte
 
 __all__ = ["make_datasets", "FinetuneSet", "finetune_llmatte", "scene_crops", "processed_scenes", "build_finetune_set",
-           "SIGNALS", "INPUTS", "FT_EV_RANGE", "LLMatteData", "FinetuneData"]
+           "build_photo_finetune_set", "SIGNALS", "INPUTS", "FT_EV_RANGE", "LLMatteData", "FinetuneData"]
 
 #: what the MODNet fine-tune learns from: true alpha where known + teacher elsewhere, or teacher only
 SIGNALS = ("alpha+distill", "distill")
@@ -189,6 +189,10 @@ class FinetuneSet(Dataset):
         """The same samples with another training signal (no teacher pass needed)."""
         return self._view(signal=signal)
 
+    def with_normal(self, fraction: float) -> "FinetuneSet":
+        """The same samples, ``fraction`` of the draws in normal light (0: every draw a low-light one)."""
+        return self._view(normal_fraction=fraction)
+
     def with_processed(self, fraction: float) -> "FinetuneSet":
         """The same samples, ``fraction`` of the low-light draws phone-processed (0: raw frames only)."""
         return self._view(processed_fraction=fraction)
@@ -265,6 +269,55 @@ def build_finetune_set(profile: config.Profile, teacher: torch.nn.Module | None 
                        crop=ft.crop, processed=processed, processed_fraction=ft.processed_fraction)
 
 
+def _cached_teacher(teacher: torch.nn.Module, crops: list[np.ndarray], boxes: list[dict], cache: Path | None,
+                    log) -> list[np.ndarray]:
+    """The teacher's mattes of ``crops``, read from ``cache`` (an ``.npz``) when it was written for
+    the same crops and teacher weights, else computed and written there (atomically)."""
+    import hashlib
+    import json
+
+    from ..io import atomic_path, weights_digest
+
+    key = hashlib.sha256(json.dumps([weights_digest(teacher), boxes, [c.shape for c in crops]],
+                                    default=str).encode()).hexdigest()
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key and len(z["mattes"]) == len(crops):
+                log(f"teacher mattes: {len(crops)} read from {cache}")
+                return [np.ascontiguousarray(m) for m in z["mattes"]]
+    mattes = _teacher_mattes(teacher.eval(), crops)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, key=np.array(key), mattes=np.stack(mattes).astype(np.float16))
+        mattes = [m.astype(np.float16).astype(np.float32) for m in mattes]   # the same values as a later read
+        log(f"teacher mattes: {len(crops)} computed, cached in {cache}")
+    return mattes
+
+
+def build_photo_finetune_set(profile: config.Profile, photos, teacher: torch.nn.Module | None = None,
+                             seed: int = 0, per_photo: int | None = None, cache: str | Path | None = None,
+                             log=print) -> FinetuneSet:
+    """A self-distillation set from plain photos (no mattes): ``per_photo`` square crops of each
+    training photo of ``photos`` (a :class:`lowlight.data.PhotoFolder`; default
+    ``profile.finetune.scene_crops``) at ``profile.finetune.size``, the teacher's daylight matte of
+    each crop as its target (cached in ``cache``, e.g. beside the run), and one phone-processed
+    night version of each crop (:func:`processed_scenes`). The held-out photos are not touched."""
+    from ..data import photo_crops
+
+    p = config.require_profile(profile, where="build_photo_finetune_set")
+    ft = p.finetune
+    if teacher is None:
+        from ..models import create_model
+
+        teacher = create_model("modnet")
+    crops, boxes = photo_crops(photos.train, ft.size, per_photo or ft.scene_crops, seed=p.seed)
+    mattes = _cached_teacher(teacher, crops, boxes, Path(cache) if cache else None, log)
+    return FinetuneSet(crops, mattes, None, signal="distill", seed=seed, crop=ft.crop,
+                       processed=processed_scenes(crops, seed=p.seed), processed_fraction=ft.processed_fraction)
+
+
 # --------------------------------------------------------------------------- data per stage
 class LLMatteData:
     """The data of CV-UNet's stages (and of any model given a data folder): for each stage,
@@ -287,7 +340,8 @@ class FinetuneData:
     ``profile.finetune.processed_fraction`` of the low-light draws are phone-processed photos;
     ``"raw"``: sensor frames only), and low-light validation portraits. ``train_set``: a set to
     draw from instead of building one (its images and teacher targets are shared); ``val_set``:
-    validation samples with true alpha (default: the fine-tuning LL-Matte's validation split).
+    validation samples with true alpha (default: the fine-tuning LL-Matte's validation split; an
+    empty sequence: no validation).
     Both are made on first use (:meth:`sets`) and kept."""
 
     def __init__(self, profile: config.Profile, seed: int, signal: str = "alpha+distill",
@@ -313,7 +367,7 @@ class FinetuneData:
             if self._val is None:
                 self._val = LLMatteDataset("val", self.profile, mode="low", path=finetune_llmatte(self.profile))
             self._ready = True
-        return self._train, self._val
+        return self._train, (self._val if self._val is None or len(self._val) else None)
 
     def __call__(self, spec) -> tuple:
         """``(train, val)``: the same for every stage (see :meth:`sets`)."""

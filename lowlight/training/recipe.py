@@ -128,9 +128,10 @@ def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSp
     with run_lock(out, log=log):
         check_run_folder(out, stages, start, stop, profile.name, getattr(getattr(model, "module", model), "arch", None),
                          batch_size or profile.training.batch_size, resume, new_settings)
+        start_weights = {k: v.detach().clone() for k, v in getattr(model, "module", model).named_parameters()}
         _continue_from_previous(model, stages, start, out, resume)
         tr = Trainer(model, out, profile, device=device, amp=amp, batch_size=batch_size, num_workers=num_workers,
-                     seed=seed, progress=progress, log=log)
+                     seed=seed, progress=progress, log=log, anchor_weights=start_weights)
         first = 0 if stages[0].name == BASELINE else 1
         for i in range(start, stop):
             spec = stages[i]

@@ -7,7 +7,7 @@ checkpoint's value and the new one:
 
 * another profile or model: always (:func:`check_identity`); the command line checks every
   checkpoint in the folder before it builds a dataset or writes a file (:func:`check_run_folder`);
-* another learning rate, length (steps, epochs), loss or batch size (:func:`settings_changes`):
+* another learning rate, length (steps, epochs), loss, anchor weight or batch size (:func:`settings_changes`):
   unless the run says to continue with the new settings (``--resume-with-new-settings``,
   ``new_settings=True``); then the optimiser and the cosine schedule are set to them from the
   step reached (:meth:`lowlight.training.Trainer.resume`) and the checkpoint records them, and
@@ -28,7 +28,8 @@ __all__ = ["SETTINGS", "settings_changes", "describe_changes", "check_identity",
 #: the settings compared on resume, each with what sets it on the command line
 SETTINGS = {"lr": "--lr", "steps": "--steps", "epochs": "--epochs", "batch_size": "--batch-size",
             "loss": "--use-dynamic-loss/--dynamic-mode", "train": "the stage's trained groups",
-            "data_mode": "the stage's data", "freeze_llie": "the stage's LLIE freezing"}
+            "data_mode": "the stage's data", "freeze_llie": "the stage's LLIE freezing",
+            "anchor": "--anchor"}
 
 
 def _plain(v):

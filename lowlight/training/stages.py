@@ -77,7 +77,10 @@ class StageSpec:
     """One training stage. ``train`` names the parameter groups that learn (``"all"``, a comma list
     such as ``"head"``, or ``"all-but:<groups>"``). Its length is ``epochs`` or, when ``steps`` is
     set, that many optimisation steps (epochs then only pace validation and checkpoints). ``loss``:
-    what it minimises (default: the article's loss with per-sample brightness weights)."""
+    what it minimises (default: the article's loss with per-sample brightness weights). ``anchor``:
+    the weight of an L2-SP penalty, ``anchor x sum((w - w0)^2)`` over the trainable weights, where
+    ``w0`` are the weights the run started from (the original, for a pretrained model): it keeps the
+    fine-tune near what the original does in daylight (0: no penalty, the article's recipe)."""
 
     name: str
     train: str
@@ -88,8 +91,11 @@ class StageSpec:
     freeze_llie: bool = False     # only meaningful with an LLIE in front
     description: str = ""
     loss: LossSpec = LossSpec()
+    anchor: float = 0.0
 
     def __post_init__(self):
+        if not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor < float("inf")):
+            raise ValueError(f"stage {self.name}: anchor must be a finite number >= 0, got {self.anchor!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"stage {self.name}: epochs must be an integer >= 1, got {self.epochs!r}")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):

@@ -126,11 +126,15 @@ class Trainer:
 
     def __init__(self, model: nn.Module, out: str | Path, profile: config.Profile, device=None, amp: str = "auto",
                  batch_size: int | None = None, num_workers: int | None = None, seed: int | None = None,
-                 grad_clip: float = 1.0, progress: bool = False, log: Callable[[str], None] = print):
+                 grad_clip: float = 1.0, progress: bool = False, log: Callable[[str], None] = print,
+                 anchor_weights: dict | None = None):
         self.profile = config.require_profile(profile, where="Trainer")
         self.device = config.get_device(device) if not isinstance(device, torch.device) else device
         self.rank, self.world = dist_info()
         self.model = model.to(self.device)
+        # the weights a stage's L2-SP penalty (StageSpec.anchor) pulls towards: given, or as now
+        start = anchor_weights if anchor_weights is not None else dict(self.model.named_parameters())
+        self.anchor_weights = {k: v.detach().to(self.device, copy=True) for k, v in start.items()}
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.out = Path(out)
@@ -309,6 +313,10 @@ class Trainer:
         with self._autocast():
             p = st.model(x)
         total, terms = self.loss(p.float(), a, image=x, valid=valid)
+        if st.spec.anchor > 0:
+            penalty = self.anchor_penalty()
+            total = total + st.spec.anchor * penalty
+            terms = {**terms, "anchor": penalty.detach()}
         st.guard.check_loss(total, terms, st.step + 1)
         st.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -324,6 +332,12 @@ class Trainer:
         st.sched.step()
         st.step += 1
         return terms
+
+    def anchor_penalty(self) -> torch.Tensor:
+        """``sum((w - w0)^2)`` over the trainable weights, ``w0`` from :attr:`anchor_weights` (L2-SP)."""
+        named = getattr(self.model, "module", self.model).named_parameters()
+        terms = [((p - self.anchor_weights[n]) ** 2).sum() for n, p in named if p.requires_grad]
+        return torch.stack(terms).sum() if terms else torch.zeros((), device=self.device)
 
     def train_epoch(self, st: _StageState, train_ds, epoch: int, on_step=None) -> dict:
         """One epoch of :meth:`step`; returns the sample-weighted mean of each loss term."""
