@@ -40,19 +40,21 @@ from typing import Sequence
 
 from . import config
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, writable_dir_problem
+from .training.recipe import NIGHT
 
 __all__ = ["NIGHT_RECIPE", "night_stages", "adapt", "main"]
 
-#: the self-distillation recipe of the night fine-tune: the article's three stages (their groups and
-#: learning rates), teacher targets only, ``normal`` of the draws in daylight, an L2-SP ``anchor``
-NIGHT_RECIPE = {"signal": "distill", "normal": 0.5, "anchor": 1.0}
+#: the night recipe of notebook 06 (:data:`lowlight.training.NIGHT`): the article's three stages,
+#: teacher targets only, a share of the draws in daylight, an L2-SP penalty towards the original
+NIGHT_RECIPE = NIGHT
 
 
-def night_stages(profile: config.Profile, anchor: float = NIGHT_RECIPE["anchor"], steps: int | None = None) -> list:
-    """The article's three MODNet stages with the L2-SP ``anchor`` (``steps``: per stage, else the profile's)."""
-    from .training.stages import LossSpec, article_stages
+def night_stages(profile: config.Profile, anchor: float = NIGHT["anchor"], steps: int | None = None) -> list:
+    """The night recipe's three MODNet stages with the L2-SP ``anchor`` (``steps``: per stage, else the profile's)."""
+    from .training.recipe import recipe_stages
+    from .training.stages import LossSpec
 
-    stages = article_stages(profile, "modnet", loss=LossSpec(dynamic="sample"))
+    stages = recipe_stages(profile, "modnet", "night", loss=LossSpec(dynamic="sample"))
     return [replace(s, anchor=float(anchor), steps=steps or s.steps) for s in stages]
 
 
@@ -63,7 +65,7 @@ def _photo(path: Path, root: Path):
 
 
 def adapt(data_path: str | Path, out: str | Path, profile: config.Profile, seed: int = 0,
-          heldout_share: float = 0.2, anchor: float = NIGHT_RECIPE["anchor"], steps: int | None = None,
+          heldout_share: float = 0.2, anchor: float = NIGHT["anchor"], steps: int | None = None,
           max_side: int = 512, log=print) -> dict:
     """Fine-tune MODNet on the photos of ``data_path`` (a folder, or a :class:`lowlight.data.PhotoFolder`
     already read) and write the report into ``out`` (module docstring); returns the report's data
@@ -80,7 +82,7 @@ def adapt(data_path: str | Path, out: str | Path, profile: config.Profile, seed:
     log(photos.describe())
     t0 = time.perf_counter()
     train_set = build_photo_finetune_set(prof, photos, seed=seed, cache=out / "teacher_mattes.npz", log=log)
-    train_set = train_set.with_normal(NIGHT_RECIPE["normal"])
+    train_set = train_set.with_normal(NIGHT["normal_fraction"])
     stages = night_stages(prof, anchor, steps)
     model = build_model("modnet", seed)
     results = train(model, stages, FinetuneData(prof, seed, signal="distill", train_set=train_set, val_set=[]),
@@ -226,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-share", type=float, default=0.2, help="share of the photos kept for the report")
-    ap.add_argument("--anchor", type=float, default=NIGHT_RECIPE["anchor"], help="L2-SP weight (0: none)")
+    ap.add_argument("--anchor", type=float, default=NIGHT["anchor"], help="L2-SP weight (0: none)")
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps per stage (default: the profile's)")
     args = ap.parse_args(argv)
 

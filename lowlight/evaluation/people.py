@@ -39,11 +39,11 @@ import torch.nn as nn
 from ..color import luminance
 from . import heldout_camera
 from .exposure import CLEAN, phone
-from .stats import MIN_IMAGES, clustered_bootstrap, error_table, per_seed_medians
+from .stats import MIN_IMAGES, clustered_bootstrap, difference_in_differences, error_table, per_seed_medians
 
 __all__ = ["SIM_EVS", "HELDOUT_CAMERA_EVS", "CAMERAS", "DAYLIGHT", "DRIFT_LIMIT", "REFERENCE_MISS_LIMIT", "working_image",
            "camera_input", "score_people", "people_examples", "daylight_drift_guard", "people_table",
-           "format_people_table"]
+           "format_people_table", "people_did"]
 
 #: the training simulator's exposures (inside the fine-tune's training range, EV -6.6 .. -2.7)
 SIM_EVS = (-3.0, -4.0, -5.0)
@@ -314,6 +314,24 @@ def _drift_lines(table: dict) -> list[str]:
                     + ", ".join(f"{p}/{m} {v:.4f}" for (p, m), v in flagged.items())
                     if flagged else "every photo and seed within the limit"))
     return lines
+
+
+def people_did(records: Sequence[dict], treatment: Sequence[str], control: Sequence[str], camera: str,
+               reference: str = "original", metric: str = "sad", n_boot: int = 10000, boot_seed: int = 0):
+    """The difference in differences of ``metric`` under ``camera`` (a dark one): the ``treatment``
+    seeds' change from ``reference`` minus the ``control`` seeds' change, in percentage points, with
+    photos resampled with all their EVs (the same photos for both arms) and each arm's seeds
+    resampled (:func:`lowlight.evaluation.stats.difference_in_differences`). Negative: the treatment
+    lowers the error by more than the control does."""
+    if camera == DAYLIGHT:
+        raise ValueError("people_did: camera must be a dark one ('simulator' or 'heldout'), not daylight")
+    recs = [dict(r, item=r["photo"]) for r in records if r["camera"] == camera]
+    base = error_table(recs, reference, metric)
+    t = error_table(recs, list(treatment), metric, conditions=base.conditions)
+    c = error_table(recs, list(control), metric, conditions=base.conditions)
+    return difference_in_differences(base.values, t.values, c.values, n_boot=n_boot, seed=boot_seed,
+                                     images=base.images, seeds=[m.split("/")[-1] for m in t.seeds]
+                                     if len(t.seeds) == len(c.seeds) else None)
 
 
 def _pooled_lines(table: dict) -> list[str]:

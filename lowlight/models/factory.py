@@ -10,15 +10,17 @@ name                   network
 ``cvunet_mobilenetv2`` the same
 ``cvunet_convnext``    CV-UNet with ConvNeXt-T (from scratch offline, or a weights file)
 ``cvunet_swin``        CV-UNet with Swin-T (idem)
+``u2netp``             U²-Netp, rembg's small U²-Net (salient object / person segmentation):
+                       real pretrained weights from the verified ONNX asset (:mod:`.u2netp`)
 =====================  =============================================================
 
 ``llie="zerodce"`` puts a Zero-DCE++ enhancement module in front (:class:`TwoStageModel`).
 Checkpoints written by the trainer carry an ``"arch"`` entry (``{"model", "llie"}``) so that
 :func:`model_from_checkpoint` rebuilds the right network without being told.
 
-The builders here (:func:`create_model`, :func:`create_encoder`, :func:`create_modnet`) are the
-only place where an architecture meets its weights: they build the network from the
-architecture modules, which load nothing, and then call a loader of :mod:`.weights`.
+The builders here (:func:`create_model`, :func:`create_encoder`, :func:`create_modnet`,
+:func:`create_u2netp`) are the only place where an architecture meets its weights: they build the
+network from the architecture modules, which load nothing, and then call a loader of :mod:`.weights`.
 """
 from __future__ import annotations
 
@@ -33,10 +35,12 @@ from .cvunet import CVUNet
 from .encoders import MODNET_MEAN, MODNET_STD, Encoder, build_encoder, resolve_encoder
 from .llie import TwoStageModel, ZeroDCEpp
 from .modnet import MODNet
+from .u2netp import U2NetP
 from .weights import (as_state_dict, load_encoder_state_dict, load_model_weights, load_modnet_into_encoder,
-                      load_modnet_weights, load_weights_file, looks_like_weights_path)
+                      load_modnet_weights, load_u2netp_weights, load_weights_file, looks_like_weights_path)
 
-__all__ = ["MODELS", "create_model", "create_encoder", "create_modnet", "model_arch", "model_from_checkpoint"]
+__all__ = ["MODELS", "create_model", "create_encoder", "create_modnet", "create_u2netp", "model_arch",
+           "model_from_checkpoint"]
 
 #: name -> (family, encoder); the one registry (CLI choices, predict, evaluation read it)
 MODELS: dict[str, tuple[str, str | None]] = {
@@ -45,6 +49,7 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "cvunet_mobilenetv2": ("cvunet", "mobilenetv2"),
     "cvunet_convnext": ("cvunet", "convnext_t"),
     "cvunet_swin": ("cvunet", "swin_t"),
+    "u2netp": ("u2netp", None),
 }
 LLIE_NAMES = (None, "zerodce")
 
@@ -53,8 +58,8 @@ def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,
                  llie_checkpoint: str | Path | None = None, bn_eval_encoder: bool | None = None) -> nn.Module:
     """Build a registered model (see the module table); RGB in [0, 1] NCHW -> alpha N x 1 x H x W.
 
-    ``pretrained``: ``True`` -- the real weights where the course has them (MODNet; CV-UNet's
-    MobileNetV2 encoder from MODNet), random elsewhere (no hub downloads); ``False`` -- random;
+    ``pretrained``: ``True`` -- the real weights where the course has them (MODNet, U²-Netp;
+    CV-UNet's MobileNetV2 encoder from MODNet), random elsewhere (no hub downloads); ``False`` -- random;
     ``"modnet"`` or a weights-file path -- for CV-UNet's encoder. ``bn_eval_encoder`` (default:
     when pretrained) keeps pretrained batch-norm statistics fixed while training: with CPU batches
     of 4-8 the batch statistics would overwrite them. ``llie="zerodce"`` puts Zero-DCE++ in front,
@@ -67,11 +72,13 @@ def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,
     if llie_checkpoint is not None and llie is None:
         raise ValueError(f"llie_checkpoint {llie_checkpoint} given without llie='zerodce'")
     family, encoder = MODELS[name]
-    if family == "modnet":
+    if family in ("modnet", "u2netp"):
         if pretrained not in (True, False, None):
-            raise ValueError(f"pretrained={pretrained!r}: MODNet takes True (the shipped weights) or False")
-        net = create_modnet(pretrained=bool(pretrained),
-                            frozen_bn=bool(bn_eval_encoder) if bn_eval_encoder is not None else bool(pretrained))
+            raise ValueError(f"pretrained={pretrained!r}: {'MODNet' if family == 'modnet' else 'U2NetP'} takes "
+                             f"True (the shipped weights) or False")
+        build = create_modnet if family == "modnet" else create_u2netp
+        net = build(pretrained=bool(pretrained),
+                    frozen_bn=bool(bn_eval_encoder) if bn_eval_encoder is not None else bool(pretrained))
     else:
         if pretrained is True:
             pretrained = "modnet" if encoder == "mobilenetv2" else False
@@ -105,6 +112,25 @@ def create_modnet(pretrained: bool = True, onnx_path: str | os.PathLike | None =
         load_modnet_weights(model, onnx_path)
     elif onnx_path is not None:
         raise ValueError("create_modnet(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()
+
+
+def create_u2netp(pretrained: bool = True, onnx_path: str | os.PathLike | None = None,
+                  frozen_bn: bool = True) -> U2NetP:
+    """U²-Netp, with rembg's released weights when ``pretrained`` (the default).
+
+    The weights come from the ONNX export fetched and SHA-256 checked by
+    :func:`lowlight.assets.fetch` (``"u2netp"``, or ``onnx_path``); see
+    :func:`lowlight.models.weights.load_u2netp_weights`. Every parameter is trainable; the model
+    is returned in eval mode. ``frozen_bn``: see :class:`~lowlight.models.u2netp.U2NetP`.
+    """
+    model = U2NetP(frozen_bn=frozen_bn)
+    if pretrained:
+        load_u2netp_weights(model, onnx_path)
+    elif onnx_path is not None:
+        raise ValueError("create_u2netp(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
     for p in model.parameters():
         p.requires_grad_(True)
     return model.eval()

@@ -21,20 +21,21 @@ cli           ``python -m lowlight.training``, the article's ``train.py``
 ============  ======================================================================
 """
 from ..data import finetune_llmatte
-from .data import FinetuneData, FinetuneSet, LLMatteData, build_finetune_set, make_datasets, scene_crops
-from .recipe import (INPUTS, MODNET_RECIPES, PreviousStageMissing, build_model, finetune_modnet, loader_settings,
+from .data import (FinetuneData, FinetuneSet, LLMatteData, build_finetune_set, build_photo_finetune_set, make_datasets,
+                   scene_crops)
+from .recipe import (INPUTS, MODNET_RECIPES, NIGHT, PreviousStageMissing, build_model, finetune_modnet, loader_settings,
                      recipe_stages, train)
-from .stages import (ARTICLE_LRS, BASELINE, STAGE_TRAIN, LossSpec, StageSpec, apply_stage_freezing, article_stages,
+from .stages import (ARTICLE_LRS, BASELINE, PRETRAINED_FAMILIES, STAGE_TRAIN, LossSpec, StageSpec, apply_stage_freezing, article_stages,
                      baseline_stage, one_stage, trainable_summary)
 from .guard import CollapseError, ConstantTargetsError, TrainingWarning
 from .lock import RunFolderLocked, run_lock
 from .trainer import StageResult, Trainer
 
 __all__ = [
-    "LossSpec", "StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
+    "LossSpec", "StageSpec", "STAGE_TRAIN", "PRETRAINED_FAMILIES", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
     "baseline_stage", "apply_stage_freezing", "trainable_summary", "Trainer", "StageResult", "CollapseError",
     "ConstantTargetsError", "TrainingWarning", "RunFolderLocked", "run_lock",
-    "make_datasets", "FinetuneSet", "build_finetune_set", "finetune_llmatte", "scene_crops",
-    "LLMatteData", "FinetuneData", "INPUTS", "MODNET_RECIPES", "PreviousStageMissing", "build_model",
+    "make_datasets", "FinetuneSet", "build_finetune_set", "build_photo_finetune_set", "finetune_llmatte", "scene_crops",
+    "LLMatteData", "FinetuneData", "INPUTS", "MODNET_RECIPES", "NIGHT", "PreviousStageMissing", "build_model",
     "recipe_stages", "loader_settings", "train", "finetune_modnet",
 ]

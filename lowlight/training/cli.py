@@ -44,7 +44,7 @@ from .guard import CollapseError, TrainingWarning
 from .lock import run_lock
 from .recipe import PreviousStageMissing, build_model, loader_settings, recipe_stages, train
 from .resume import check_run_folder
-from .stages import BASELINE, LossSpec, family_of
+from .stages import BASELINE, PRETRAINED_FAMILIES, LossSpec, family_of
 from .trainer import amp_setup, dist_info
 
 __all__ = ["main"]
@@ -114,8 +114,8 @@ def _check_args(args, prof) -> str | None:
         return f"--heldout-share {args.heldout_share}: expected a number in [0, 1)"
     if args.resume_with_new_settings and not args.resume:
         return "--resume-with-new-settings: given without --resume"
-    if family == "modnet" and args.stage == "baseline":
-        return "--stage baseline: MODNet's original is the shipped model; its stages are 1, 2, 3 or all"
+    if family in PRETRAINED_FAMILIES and args.stage == "baseline":
+        return (f"--stage baseline: {args.model}'s original is the shipped model; its stages are 1, 2, 3 or all")
     if args.llie and not args.llie_checkpoint:
         return ("--llie zerodce needs --llie-checkpoint (the pretrained Zero-DCE++ of notebook 04, "
                 f"{config.RunLayout.of(prof).llie_checkpoint}); a random LLIE in front would only add noise")
@@ -125,11 +125,12 @@ def _check_args(args, prof) -> str | None:
         return f"--llie-checkpoint {args.llie_checkpoint}: no such file"
     if args.pretrained not in ("yes", "none", "modnet") and not Path(args.pretrained).is_file():
         return f"--pretrained {args.pretrained}: expected 'yes', 'none' or an existing weights file"
-    if family == "modnet" and args.pretrained not in ("yes", "none"):
-        return f"--pretrained {args.pretrained}: MODNet takes 'yes' (its shipped weights) or 'none'"
+    if family in PRETRAINED_FAMILIES and args.pretrained not in ("yes", "none"):
+        return f"--pretrained {args.pretrained}: {args.model} takes 'yes' (its shipped weights) or 'none'"
     if args.data_path and not Path(args.data_path).is_dir():
         return f"--data-path {args.data_path}: not a folder"
-    if args.data_path and family == "modnet" and _plain_photos(Path(args.data_path)) and args.signal != "distill":
+    if args.data_path and family in PRETRAINED_FAMILIES and _plain_photos(Path(args.data_path)) \
+            and args.signal != "distill":
         return (f"--data-path {args.data_path}: a folder of plain photos has no mattes; fine-tune on it with "
                 "--signal distill (the original's daylight mattes are the targets)")
     try:
@@ -227,14 +228,17 @@ def _plain_photos(root: Path) -> bool:
 def _data(args, prof, family, out: Path, seed: int):
     """The data source of the run: a folder of plain photos (MODNet, self-distillation), a labelled
     folder or LL-Matte (CV-UNet, or any model given a labelled folder), or MODNet's fine-tuning set."""
-    if args.data_path and family == "modnet" and _plain_photos(Path(args.data_path)):
+    if args.data_path and family in PRETRAINED_FAMILIES and _plain_photos(Path(args.data_path)):
         from ..data import scan_photo_folder
+        from ..models import create_model
         from .data import build_photo_finetune_set
 
         photos = scan_photo_folder(args.data_path, heldout_share=args.heldout_share)
         _err(photos.describe())
-        train_set = build_photo_finetune_set(prof, photos, seed=seed, cache=out / "teacher_mattes.npz", log=_err)
-        val_set = (build_photo_finetune_set(prof, replace(photos, train=photos.heldout), seed=seed,
+        teacher = create_model(args.model)
+        train_set = build_photo_finetune_set(prof, photos, teacher=teacher, seed=seed,
+                                             cache=out / "teacher_mattes.npz", log=_err)
+        val_set = (build_photo_finetune_set(prof, replace(photos, train=photos.heldout), teacher=teacher, seed=seed,
                                             log=lambda *_: None).with_normal(0.0) if photos.heldout else [])
         atomic_write_json(out / "photos.json", {"root": str(photos.root), "train": photos.train,
                                                 "heldout": photos.heldout, "skipped": photos.skipped,
@@ -243,7 +247,7 @@ def _data(args, prof, family, out: Path, seed: int):
                             val_set=val_set)
     if args.data_path or family == "cvunet":
         return LLMatteData(prof, seed, data_path=args.data_path)
-    return FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs)
+    return FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs, teacher=args.model)
 
 
 def _stages(args, prof, family):

@@ -339,19 +339,23 @@ class FinetuneData:
     ``profile`` seeded ``seed`` with ``signal`` and ``inputs`` (``"raw+processed"``:
     ``profile.finetune.processed_fraction`` of the low-light draws are phone-processed photos;
     ``"raw"``: sensor frames only), and low-light validation portraits. ``train_set``: a set to
-    draw from instead of building one (its images and teacher targets are shared); ``val_set``:
+    draw from instead of building one (its images and teacher targets are shared);
+    ``normal_fraction``: the share of normal-light draws (``None``: the set's own); ``teacher``: the
+    shipped model whose daylight mattes are the distillation targets (the one being fine-tuned); ``val_set``:
     validation samples with true alpha (default: the fine-tuning LL-Matte's validation split; an
     empty sequence: no validation).
     Both are made on first use (:meth:`sets`) and kept."""
 
     def __init__(self, profile: config.Profile, seed: int, signal: str = "alpha+distill",
-                 inputs: str = "raw+processed", train_set: FinetuneSet | None = None, val_set=None):
+                 inputs: str = "raw+processed", train_set: FinetuneSet | None = None, val_set=None,
+                 normal_fraction: float | None = None, teacher: str = "modnet"):
         self.profile = config.require_profile(profile, where="FinetuneData")
         if signal not in SIGNALS:
             raise ValueError(f"signal: expected one of {SIGNALS}, got {signal!r}")
         if inputs not in INPUTS:
             raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
         self.seed, self.signal, self.inputs = seed, signal, inputs
+        self.normal_fraction, self.teacher = normal_fraction, teacher
         self._train, self._val = train_set, val_set
         self._ready = False
 
@@ -360,10 +364,17 @@ class FinetuneData:
         if not self._ready:
             from ..data import LLMatteDataset
 
-            base = self._train if self._train is not None else build_finetune_set(
-                self.profile, signal=self.signal, seed=self.seed)
+            if self._train is not None:
+                base = self._train
+            else:
+                from ..models import create_model
+
+                base = build_finetune_set(self.profile, teacher=create_model(self.teacher), signal=self.signal,
+                                          seed=self.seed)
             fraction = self.profile.finetune.processed_fraction if self.inputs == "raw+processed" else 0.0
             self._train = base.with_seed(self.seed).with_signal(self.signal).with_processed(fraction)
+            if self.normal_fraction is not None:
+                self._train = self._train.with_normal(self.normal_fraction)
             if self._val is None:
                 self._val = LLMatteDataset("val", self.profile, mode="low", path=finetune_llmatte(self.profile))
             self._ready = True

@@ -19,6 +19,7 @@ The command line only turns its arguments into these objects (:mod:`lowlight.tra
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,13 +31,20 @@ from ..models.weights import load_model_weights
 from .data import INPUTS, FinetuneData, LLMatteData
 from .lock import run_lock
 from .resume import check_run_folder
-from .stages import BASELINE, LossSpec, StageSpec, article_stages, baseline_stage, one_stage
+from .stages import PRETRAINED_FAMILIES, BASELINE, LossSpec, StageSpec, article_stages, baseline_stage, one_stage
 from .trainer import StageResult, Trainer, dist_info
 
-__all__ = ["MODNET_RECIPES", "INPUTS", "PreviousStageMissing", "build_model", "recipe_stages", "loader_settings",
+__all__ = ["MODNET_RECIPES", "NIGHT", "INPUTS", "PreviousStageMissing", "build_model", "recipe_stages", "loader_settings",
            "train", "finetune_modnet", "LLMatteData", "FinetuneData"]
 
-MODNET_RECIPES = ("staged", "onestage", "staged_llie")
+MODNET_RECIPES = ("staged", "onestage", "staged_llie", "night", "night_clean")
+
+#: the night recipe (issue 20): the article's three stages trained by self-distillation only (the
+#: original's daylight mattes are the targets, never the procedural portraits' true alpha), half of
+#: the draws in daylight, and an L2-SP penalty towards the original's weights -- so that daylight
+#: mattes stay what they were. ``night_clean`` is its control: the same in every respect but the
+#: inputs, all of them in daylight (it isolates what training on *dark* inputs does).
+NIGHT = {"signal": "distill", "normal_fraction": 0.5, "anchor": 1.0}
 
 
 class PreviousStageMissing(FileNotFoundError):
@@ -73,6 +81,8 @@ def recipe_stages(profile: config.Profile, family: str, recipe: str = "staged",
         raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
     if recipe == "onestage":
         return [one_stage(profile, loss=loss)]
+    if recipe in ("night", "night_clean"):
+        return [replace(s, anchor=NIGHT["anchor"]) for s in article_stages(profile, family, loss=loss)]
     return article_stages(profile, family, loss=loss)
 
 
@@ -81,7 +91,7 @@ def loader_settings(profile: config.Profile, family: str) -> tuple[int, int]:
     (``profile.finetune.batch_size``, 0 -- its set lives in memory), CV-UNet's
     (``profile.training.batch_size``, ``profile.data.num_workers``)."""
     p = config.require_profile(profile, where="loader_settings")
-    if family == "modnet":
+    if family in PRETRAINED_FAMILIES:
         return p.finetune.batch_size, 0
     return p.training.batch_size, p.data.num_workers
 
@@ -161,7 +171,8 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
     """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
 
     ``recipe``: one of :data:`MODNET_RECIPES` (``"staged_llie"`` puts notebook 04's Zero-DCE++ in
-    front, ``llie_checkpoint`` or the profile's). ``train_set``, ``val_set``, ``signal`` and
+    front, ``llie_checkpoint`` or the profile's; ``"night"`` and its control ``"night_clean"``: see
+    :data:`NIGHT` -- they set the signal, the daylight share and the L2-SP weight themselves). ``train_set``, ``val_set``, ``signal`` and
     ``inputs``: see :class:`FinetuneData` (pass a built ``train_set`` to share the teacher's
     targets between runs); with ``inputs="raw"`` the run folder ends in ``_raw``. The loss is the
     article's (MSE + SSIM + edge) with brightness weights per ``dynamic`` (per sample by default);
@@ -174,7 +185,10 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
     if inputs not in INPUTS:
         raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
     llie = "zerodce" if recipe == "staged_llie" else None
-    tag = (recipe + ("" if signal == "alpha+distill" else f"_{signal}")
+    night = recipe in ("night", "night_clean")
+    if night:
+        signal = NIGHT["signal"]
+    tag = (recipe + ("" if signal == "alpha+distill" or night else f"_{signal}")
            + ("" if inputs == "raw+processed" else f"_{inputs}"))
     run = Path(out) if out else config.RunLayout.of(prof).train_dir("modnet", tag, seed)
     stages = recipe_stages(prof, "modnet", recipe, loss=LossSpec(dynamic=dynamic))
@@ -184,7 +198,8 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
                          new_settings)
         model = build_model("modnet", seed, pretrained=True, llie=llie,
                             llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
-        data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set)
+        data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set,
+                            normal_fraction={"night": NIGHT["normal_fraction"], "night_clean": 1.0}.get(recipe))
         train_set, _ = data.sets()
         results = train(model, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
                         num_workers=workers, resume=resume, log=log, new_settings=new_settings)
@@ -197,10 +212,12 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
 def _summary(prof, recipe, signal, inputs, seed, train_set, stages, results, model) -> dict:
     """The summary of a :func:`finetune_modnet` run (``summary.json``)."""
     summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "inputs": inputs,
-               "processed_fraction": train_set.processed_fraction, "seed": seed,
+               "processed_fraction": train_set.processed_fraction, "normal_fraction": train_set.normal_fraction,
+               "seed": seed,
                "train_samples": len(train_set), "stages": []}
     for spec, r in zip(stages, results):
         summary["stages"].append({"name": spec.name, "train": spec.train, "lr": spec.lr, "steps": spec.steps,
+                                  "anchor": spec.anchor,
                                   "seconds": r.seconds, "trainable": r.trainable, "frozen": r.frozen,
                                   "checkpoint": r.checkpoint, "history": r.history})
     summary["seconds"] = sum(s["seconds"] for s in summary["stages"])

@@ -13,8 +13,10 @@ stage    frozen                           lr      epochs  purpose
 The table speaks of CV-UNet. On MODNet the same intent maps onto its parameter groups
 (:data:`STAGE_TRAIN`): the "head" is the fusion branch, the one that writes the final matte;
 "encoder stages 1-3" are the MobileNetV2 backbone's first three stages (strides 2, 4, 8); stage 3
-trains everything. Stage lengths are counted in optimisation steps on MODNet (its fine-tune runs
-on a laptop in minutes, see the profiles) and in epochs on CV-UNet (the article's units).
+trains everything. On U²-Netp (the second shipped model) the "head" is its six side-output
+convolutions and the fusion convolution, "encoder stages 1-3" its first three RSU blocks. Stage
+lengths are counted in optimisation steps on the shipped models (their fine-tune runs on a laptop in
+minutes, see the profiles) and in epochs on CV-UNet (the article's units).
 
 Each stage also names its loss (:class:`LossSpec`): the article's MSE + SSIM + edge, with the
 edge weight from the brightness rule (``dynamic``) or fixed.
@@ -28,7 +30,7 @@ import torch.nn as nn
 from .. import config
 from ..losses import DYNAMIC_MODES, MattingLoss
 
-__all__ = ["LossSpec", "StageSpec", "STAGE_TRAIN", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
+__all__ = ["LossSpec", "StageSpec", "STAGE_TRAIN", "PRETRAINED_FAMILIES", "ARTICLE_LRS", "BASELINE", "article_stages", "one_stage",
            "baseline_stage", "apply_stage_freezing", "trainable_summary", "family_of"]
 
 #: the article's learning rates for stages 1-3
@@ -40,7 +42,11 @@ STAGE_TRAIN = {
                "stage3": "all"},
     "modnet": {"stage1": "fusion", "stage2": "all-but:backbone.stage1,backbone.stage2,backbone.stage3",
                "stage3": "all"},
+    "u2netp": {"stage1": "head", "stage2": "all-but:encoder.stage1,encoder.stage2,encoder.stage3",
+               "stage3": "all"},
 }
+#: families fine-tuned from shipped weights (no original to train first; stage lengths in steps)
+PRETRAINED_FAMILIES = ("modnet", "u2netp")
 
 
 #: the name of CV-UNet's from-scratch stage (numbered 0; the stages after it count from 1)
@@ -112,7 +118,7 @@ class StageSpec:
 
 
 def family_of(model_name: str) -> str:
-    """``"modnet"`` or ``"cvunet"`` for a :data:`lowlight.models.MODELS` name."""
+    """``"modnet"``, ``"u2netp"`` or ``"cvunet"`` for a :data:`lowlight.models.MODELS` name."""
     from ..models import MODELS
 
     if model_name not in MODELS:
@@ -142,7 +148,7 @@ def article_stages(profile: config.Profile, family: str = "modnet", loss: LossSp
            "nothing frozen but a pretrained LLIE (end-to-end refinement)")
     out = []
     for i, name in enumerate(names):
-        if family == "modnet":
+        if family in PRETRAINED_FAMILIES:
             spec = StageSpec(name, STAGE_TRAIN[family][name], ARTICLE_LRS[i], p.finetune.epochs[i],
                              steps=p.finetune.steps[i], freeze_llie=(i == 2), description=why[i], loss=loss)
         else:

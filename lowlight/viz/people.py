@@ -30,8 +30,9 @@ def _draw_one(ax, photo, fill: bool) -> None:
 
 def show_people_outlines(photos, cols: int = 2, size: float = 4.0, fill: bool = True):
     """A grid of the photos (:class:`lowlight.data.people.PeoplePhoto`) with their person outlines
-    (red; dashed blue: small or ambiguous ones). Returns the figure."""
+    (red; dashed blue: small or ambiguous ones), and a legend below that says so. Returns the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     photos = list(photos)
     cols = max(1, min(cols, len(photos)))
@@ -41,7 +42,11 @@ def show_people_outlines(photos, cols: int = 2, size: float = 4.0, fill: bool = 
         ax.axis("off")
     for ax, photo in zip(axes.flat, photos):
         _draw_one(ax, photo, fill)
-    fig.tight_layout()
+    handles = [Line2D([], [], color="red", lw=1.5, label="person outline, drawn by hand (inside: \"person\")")]
+    if any(person.get("small", False) for photo in photos for person in photo.persons):
+        handles.append(Line2D([], [], color="deepskyblue", lw=1.5, ls="--", label="small or ambiguous person"))
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
 
 
@@ -62,12 +67,19 @@ def _matte_axis(ax, alpha, mask, ref, title: str) -> None:
     ax.axis("off")
 
 
+def _mattes_caption(reference: str) -> str:
+    return (f"Matte: white = person (α = 1), black = background; red: the hand-drawn person outlines.   "
+            f"SAD: |α − {reference}'s daylight α| summed over the image (÷ 1000).\n"
+            "out: foreground outside every outline (% of the image).   "
+            "miss: share of the outlined people's area not matted (%).   Lower is better for all three.")
+
+
 def show_people_mattes(examples, models=None, reference: str = "original", size: float = 1.7):
     """Mattes on real people (:func:`lowlight.evaluation.people.people_examples`): a row per photo;
     per condition (daylight, the darkest EV of each camera) the input as the model saw it, then each
     model's matte (``models``: names, default all) with the person outlines in red. Titles: SAD
     against the reference's daylight matte (/1000), foreground outside the outlines (% of the image)
-    and person area missed (%). Returns the figure."""
+    and person area missed (%), explained in a caption below the grid. Returns the figure."""
     import matplotlib.pyplot as plt
 
     examples = list(examples)
@@ -84,5 +96,6 @@ def show_people_mattes(examples, models=None, reference: str = "original", size:
             ax.axis("off")
             for j, m in enumerate(models):
                 _matte_axis(row[k * (1 + len(models)) + 1 + j], panel["mattes"][m], ex["mask"], ref, m)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+    fig.text(0.5, 0.0, _mattes_caption(reference), ha="center", va="bottom", fontsize=7)
     return fig

@@ -1,8 +1,9 @@
-"""Reading weights out of an ONNX graph: MODNet's released export (notebook 03).
+"""Reading weights out of an ONNX graph: MODNet's and U²-Netp's released exports (notebook 03).
 
 :func:`onnx_conv_weights` lists the ``Conv`` nodes of any graph with their weights;
 :func:`modnet_encoder_weights` is the first 52 of MODNet's (its MobileNetV2 encoder) and
-:func:`read_modnet_onnx` everything the native :class:`~lowlight.models.modnet.MODNet` needs.
+:func:`read_modnet_onnx` everything the native :class:`~lowlight.models.modnet.MODNet` needs;
+:func:`read_u2netp_onnx` everything :class:`~lowlight.models.u2netp.U2NetP` needs.
 The file is opened by :func:`lowlight.assets.load_onnx` and fetched (SHA-256 checked) by
 :func:`lowlight.assets.fetch`.
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from ... import assets
 
-__all__ = ["onnx_conv_weights", "modnet_encoder_weights", "read_modnet_onnx", "modnet_onnx_path"]
+__all__ = ["onnx_conv_weights", "modnet_encoder_weights", "read_modnet_onnx", "modnet_onnx_path",
+           "read_u2netp_onnx", "u2netp_onnx_path"]
 
 _CONV_CACHE: dict[tuple, list[dict]] = {}
 
@@ -21,6 +23,11 @@ _CONV_CACHE: dict[tuple, list[dict]] = {}
 def modnet_onnx_path(onnx_path: str | os.PathLike | None = None) -> Path:
     """``onnx_path`` as a :class:`~pathlib.Path`, or (``None``) the fetched MODNet asset."""
     return Path(onnx_path) if onnx_path is not None else assets.fetch("modnet")
+
+
+def u2netp_onnx_path(onnx_path: str | os.PathLike | None = None) -> Path:
+    """``onnx_path`` as a :class:`~pathlib.Path`, or (``None``) the fetched U²-Netp asset."""
+    return Path(onnx_path) if onnx_path is not None else assets.fetch("u2netp")
 
 
 def onnx_conv_weights(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -143,3 +150,42 @@ def read_modnet_onnx(path: Path) -> dict:
     if len(se) != 2:
         raise ValueError(f"{path}: expected the SE block's two MatMuls, found {len(se)}")
     return dict(convs=convs, ibn=ibn, se=se)
+
+
+def read_u2netp_onnx(path: Path) -> dict:
+    """What :func:`~lowlight.models.weights.load_u2netp_weights` needs from U²-Netp's graph, checked.
+
+    Returns ``convs`` (all Conv nodes in graph order, see :func:`onnx_conv_weights`), ``input``
+    (the input tensor's name) and ``outputs`` (the declared outputs: fused map, then side 1-6).
+    ``ValueError`` naming the file unless every ``Resize`` is bilinear with ``pytorch_half_pixel``
+    coordinates, every ``MaxPool`` is 2x2, stride 2, ceil mode, unpadded, and the graph has seven
+    outputs, each a ``Sigmoid``.
+    """
+    from onnx import helper
+
+    convs = onnx_conv_weights(path)
+    graph = assets.load_onnx(path).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Resize":
+            got = (attrs.get("mode", b"nearest"), attrs.get("coordinate_transformation_mode", b"half_pixel"))
+            if got != (b"linear", b"pytorch_half_pixel"):
+                raise ValueError(f"{path}: Resize {node.name!r} is {got[0]!r}/{got[1]!r}, expected "
+                                 f"linear/pytorch_half_pixel (bilinear, align_corners=False)")
+        elif node.op_type == "MaxPool":
+            got = (list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [])),
+                   int(attrs.get("ceil_mode", 0)), list(attrs.get("pads", [0, 0, 0, 0])))
+            if got != ([2, 2], [2, 2], 1, [0, 0, 0, 0]):
+                raise ValueError(f"{path}: MaxPool {node.name!r} has (kernel, strides, ceil_mode, pads) = "
+                                 f"{got}, expected ([2, 2], [2, 2], 1, [0, 0, 0, 0])")
+    outputs = [o.name for o in graph.output]
+    ops = [producer[o].op_type if o in producer else None for o in outputs]
+    if len(outputs) != 7 or any(op != "Sigmoid" for op in ops):
+        raise ValueError(f"{path}: expected 7 outputs (fused map, side 1-6), each a Sigmoid; found "
+                         f"{len(outputs)} produced by {ops}")
+    inits = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: expected one input (the image), found {inputs}")
+    return dict(convs=convs, input=inputs[0], outputs=outputs)
