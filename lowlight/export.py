@@ -320,11 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 the check failed (nothing written), 2 bad arguments, checkpoint or output."""
     args = _parse(argv)
     from .assets import AssetError
-    from .io import CheckpointError
+    from .io import CheckpointError, cli_error
 
-    def fail(msg: str, status: int = 2) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return status
+    fail = cli_error
 
     problem = _check_args(args)
     if problem:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "atomic_path", "pid_alive", "remove_stale_temps", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
-           "jsonable", "csv_text", "write_png", "CheckpointError", "save_checkpoint", "load_checkpoint", "weights_digest"]
+           "jsonable", "csv_text", "write_png", "cli_error", "CheckpointError", "save_checkpoint", "load_checkpoint", "weights_digest"]
 
 #: file suffixes read as images (data folders, ``predict``)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -165,6 +165,15 @@ def write_png(path: str | os.PathLike, arr) -> Path:
     if not ok:  # pragma: no cover - uint8 PNG always encodes
         raise OSError(f"{path}: PNG encoding failed")
     return atomic_write_bytes(path, buf.tobytes())
+
+
+def cli_error(message: str, status: int = 2) -> int:
+    """Print ``error: message`` on stderr and return ``status``: how every command line of the course
+    refuses an input (2: a bad argument or file; 1: the work itself failed)."""
+    import sys
+
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def writable_dir_problem(path: str | os.PathLike, option: str) -> str | None:

@@ -367,11 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     from .assets import AssetError
     from .inference import OnnxModelError
-    from .io import CheckpointError
+    from .io import CheckpointError, cli_error
 
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    fail = cli_error
 
     problem = _check_args(args)
     if problem:

@@ -98,6 +98,19 @@ def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,
     return model
 
 
+def _shipped(cls, loader, name: str, pretrained: bool, onnx_path, frozen_bn: bool) -> nn.Module:
+    """A shipped model built then loaded (``loader``) when ``pretrained``; every parameter
+    trainable, eval mode."""
+    model = cls(frozen_bn=frozen_bn)
+    if pretrained:
+        loader(model, onnx_path)
+    elif onnx_path is not None:
+        raise ValueError(f"{name}(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()
+
+
 def create_modnet(pretrained: bool = True, onnx_path: str | os.PathLike | None = None,
                   frozen_bn: bool = True) -> MODNet:
     """MODNet, with the released portrait-matting weights when ``pretrained`` (the default).
@@ -107,14 +120,7 @@ def create_modnet(pretrained: bool = True, onnx_path: str | os.PathLike | None =
     :func:`lowlight.models.weights.load_modnet_weights`. Every parameter is trainable; the model
     is returned in eval mode. ``frozen_bn``: see :class:`~lowlight.models.modnet.MODNet`.
     """
-    model = MODNet(frozen_bn=frozen_bn)
-    if pretrained:
-        load_modnet_weights(model, onnx_path)
-    elif onnx_path is not None:
-        raise ValueError("create_modnet(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.eval()
+    return _shipped(MODNet, load_modnet_weights, "create_modnet", pretrained, onnx_path, frozen_bn)
 
 
 def create_u2netp(pretrained: bool = True, onnx_path: str | os.PathLike | None = None,
@@ -126,14 +132,7 @@ def create_u2netp(pretrained: bool = True, onnx_path: str | os.PathLike | None =
     :func:`lowlight.models.weights.load_u2netp_weights`. Every parameter is trainable; the model
     is returned in eval mode. ``frozen_bn``: see :class:`~lowlight.models.u2netp.U2NetP`.
     """
-    model = U2NetP(frozen_bn=frozen_bn)
-    if pretrained:
-        load_u2netp_weights(model, onnx_path)
-    elif onnx_path is not None:
-        raise ValueError("create_u2netp(pretrained=False, onnx_path=...): pass pretrained=True to load weights")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.eval()
+    return _shipped(U2NetP, load_u2netp_weights, "create_u2netp", pretrained, onnx_path, frozen_bn)
 
 
 def create_encoder(name: str = "mobilenetv2", pretrained=False, **timm_kwargs) -> Encoder:

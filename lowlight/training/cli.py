@@ -38,7 +38,7 @@ import torch
 from .. import config
 from ..assets import AssetError
 from ..data.photo_folder import PhotoFolderError
-from ..io import CheckpointError, atomic_write_json, weights_digest, writable_dir_problem
+from ..io import CheckpointError, atomic_write_json, cli_error, weights_digest, writable_dir_problem
 from .data import FinetuneData, LLMatteData
 from .guard import CollapseError, TrainingWarning
 from .lock import run_lock
@@ -147,9 +147,7 @@ def _check_args(args, prof) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
 
-    def fail(msg: str, status: int = 2) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return status
+    fail = cli_error
 
     try:
         prof = config.get_profile(args.profile)
