@@ -31,3 +31,27 @@ class ToySet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return {"image": self.x[i], "alpha": self.a[i], "valid": torch.ones_like(self.a[i])}
+
+
+def check_group_partition(m, groups: list) -> None:
+    """``m.param_groups()`` is ``groups`` in order, non-empty, covering every parameter exactly once;
+    freezing each group removes exactly its parameters from the trainable count, and unfreezing
+    restores it."""
+    got = m.param_groups()
+    assert list(got) == groups
+    ids = [id(p) for ps in got.values() for p in ps]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in m.parameters()}
+    assert all(got[g] for g in groups)
+
+    def trainable():
+        return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+    total = trainable()
+    for g in groups:
+        count = sum(p.numel() for p in got[g])
+        assert m.freeze(g) == [g]
+        assert trainable() == total - count, g
+        assert m.trainable_groups() == [x for x in groups if x != g]
+        m.unfreeze(g)
+        assert trainable() == total

@@ -351,7 +351,8 @@ def test_cvunet_modnet_uses_modnet_normalisation_and_weights(modnet_path):
 # --------------------------------------------------------------------------- layering of lowlight.models
 #: architecture module -> a statement that builds something from it (``mod`` is the module)
 ARCHITECTURE = {"groups": "mod.GroupedModule()", "encoders": "mod.build_encoder('mobilenetv2')",
-                "modnet": "mod.MODNet()", "cvunet": "mod.CVUNet('mobilenetv2')", "llie": "mod.ZeroDCEpp()"}
+                "modnet": "mod.MODNet()", "cvunet": "mod.CVUNet('mobilenetv2')", "llie": "mod.ZeroDCEpp()",
+                "u2netp": "mod.U2NetP()"}
 
 
 @pytest.mark.parametrize("module", list(ARCHITECTURE))

@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from _toys import check_group_partition
 from lowlight import models as M
 from lowlight.models import modnet as MM
 from lowlight.models import weights as W
@@ -52,24 +53,7 @@ def test_builder_loads_everything_and_all_trainable(model):
 
 def test_param_groups_partition_and_freeze_counts(model):
     m = copy.deepcopy(model)
-    groups = m.param_groups()
-    assert list(groups) == GROUPS
-    ids = [id(p) for ps in groups.values() for p in ps]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == {id(p) for p in m.parameters()}
-    assert all(groups[g] for g in GROUPS)
-
-    def trainable():
-        return sum(p.numel() for p in m.parameters() if p.requires_grad)
-
-    total = trainable()
-    for g in GROUPS:
-        count = sum(p.numel() for p in groups[g])
-        assert m.freeze(g) == [g]
-        assert trainable() == total - count, g
-        assert m.trainable_groups() == [x for x in GROUPS if x != g]
-        m.unfreeze(g)
-        assert trainable() == total
+    check_group_partition(m, GROUPS)
     assert m.freeze("backbone") == GROUPS[:5]
     assert m.trainable_groups() == GROUPS[5:]
     assert m.freeze_all_but(["fusion"]) == ["fusion"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lowlight import assets
+from _toys import check_group_partition
 from lowlight import models as M
 from lowlight.data import load_photo
 from lowlight.models import u2netp as U
@@ -98,22 +99,7 @@ def test_builder_loads_everything_and_all_trainable(model):
 
 def test_param_groups_partition_and_freeze_counts(model):
     m = copy.deepcopy(model)
-    groups = m.param_groups()
-    assert list(groups) == GROUPS
-    ids = [id(p) for ps in groups.values() for p in ps]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == {id(p) for p in m.parameters()}
-    assert all(groups[g] for g in GROUPS)
-
-    def trainable():
-        return sum(p.numel() for p in m.parameters() if p.requires_grad)
-
-    total = trainable()
-    for g in GROUPS:
-        count = sum(p.numel() for p in groups[g])
-        assert m.freeze(g) == [g]
-        assert trainable() == total - count, g
-        m.unfreeze(g)
+    check_group_partition(m, GROUPS)
     assert m.freeze("encoder") == GROUPS[:6]
     assert m.trainable_groups() == GROUPS[6:]
     # the article's stages: 1 trains only the head, 2 freezes encoder stages 1-3
@@ -147,20 +133,6 @@ def test_rejects_bad_input(model, u2netp_path):
         model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="verify_u2netp: size must be multiples of 32"):
         W.verify_u2netp(size=(300, 320), model=model, onnx_path=u2netp_path)
-
-
-def test_architecture_module_imports_no_weights_code():
-    """Building U2NetP from its module in a fresh interpreter imports no loader nor builder."""
-    import os
-    import sys
-
-    code = ("import sys\nimport lowlight.models.u2netp as mod\nmod.U2NetP()\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('lowlight.models.weights', "
-            "'lowlight.models.factory', 'lowlight.assets', 'lowlight.io'))))")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
 def test_graph_that_does_not_fit_is_refused(u2netp_path):
