@@ -1,4 +1,4 @@
-"""Fix your own MODNet for night, on your own photos, no labels: ``python -m lowlight.adapt``.
+"""Fix your own matting model for night, on your own photos, no labels: ``python -m lowlight.adapt``.
 
 ::
 
@@ -11,7 +11,8 @@ kind your service sees. The command
 
 1. reads the folder (:func:`lowlight.data.scan_photo_folder`): unreadable files are listed and
    skipped; a share of the photos, chosen by a hash of each file's name, is held out;
-2. fine-tunes the shipped MODNet by **self-distillation** (:data:`NIGHT_RECIPE`): the original's
+2. fine-tunes the shipped MODNet (or ``--model u2netp``) by **self-distillation**
+   (:data:`lowlight.training.NIGHT`): the original's
    matte of each daylight training photo is the target for the same photo made dark by the course's
    camera simulator; a share of the draws stay in daylight, and an L2-SP penalty pulls the weights
    towards the original's, so that daylight mattes stay what they were;
@@ -42,19 +43,17 @@ from . import config
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, cli_error, writable_dir_problem
 from .training.recipe import NIGHT
 
-__all__ = ["NIGHT_RECIPE", "night_stages", "adapt", "main"]
-
-#: the night recipe of notebook 06 (:data:`lowlight.training.NIGHT`): the article's three stages,
-#: teacher targets only, a share of the draws in daylight, an L2-SP penalty towards the original
-NIGHT_RECIPE = NIGHT
+__all__ = ["night_stages", "adapt", "report_on_heldout", "main"]
 
 
-def night_stages(profile: config.Profile, anchor: float = NIGHT["anchor"], steps: int | None = None) -> list:
-    """The night recipe's three MODNet stages with the L2-SP ``anchor`` (``steps``: per stage, else the profile's)."""
+def night_stages(profile: config.Profile, anchor: float = NIGHT["anchor"], steps: int | None = None,
+                 model: str = "modnet") -> list:
+    """The night recipe's three stages of ``model`` (a shipped model) with the L2-SP ``anchor``
+    (``steps``: per stage, else the profile's)."""
     from .training.recipe import recipe_stages
     from .training.stages import LossSpec
 
-    stages = recipe_stages(profile, "modnet", "night", loss=LossSpec(dynamic="sample"))
+    stages = recipe_stages(profile, model, "night", loss=LossSpec(dynamic="sample"))
     return [replace(s, anchor=float(anchor), steps=steps or s.steps) for s in stages]
 
 
@@ -66,41 +65,66 @@ def _photo(path: Path, root: Path):
 
 def adapt(data_path: str | Path, out: str | Path, profile: config.Profile, seed: int = 0,
           heldout_share: float = 0.2, anchor: float = NIGHT["anchor"], steps: int | None = None,
-          max_side: int = 512, log=print) -> dict:
-    """Fine-tune MODNet on the photos of ``data_path`` (a folder, or a :class:`lowlight.data.PhotoFolder`
-    already read) and write the report into ``out`` (module docstring); returns the report's data
-    (also ``report.json``)."""
+          max_side: int | None = None, model: str = "modnet", log=print) -> dict:
+    """Fine-tune ``model`` (a shipped model: ``"modnet"`` or ``"u2netp"``) on the photos of ``data_path``
+    (a folder, or a :class:`lowlight.data.PhotoFolder` already read) and write the report into ``out``
+    (module docstring); returns the report's data (also ``report.json``). ``max_side``: the long side
+    the held-out photos are scored at (default: the model's operating size,
+    :data:`lowlight.models.OPERATING_SIDE`)."""
     from .data import PhotoFolder, scan_photo_folder
-    from .evaluation.people import score_people
-    from .models import create_model
+    from .models import OPERATING_SIDE, create_model
     from .training.data import FinetuneData, build_photo_finetune_set
     from .training.recipe import build_model, train
 
     prof = config.require_profile(profile, where="adapt")
+    if model not in OPERATING_SIDE:
+        raise ValueError(f"model: expected one of the shipped models {sorted(OPERATING_SIDE)}, got {model!r}")
+    max_side = max_side or OPERATING_SIDE[model]
     out = Path(out)
     photos = data_path if isinstance(data_path, PhotoFolder) else scan_photo_folder(data_path, heldout_share=heldout_share)
     log(photos.describe())
     t0 = time.perf_counter()
-    train_set = build_photo_finetune_set(prof, photos, seed=seed, cache=out / "teacher_mattes.npz", log=log)
+    teacher = create_model(model).eval()
+    train_set = build_photo_finetune_set(prof, photos, teacher=teacher, seed=seed, cache=out / "teacher_mattes.npz",
+                                         log=log)
     train_set = train_set.with_normal(NIGHT["normal_fraction"])
-    stages = night_stages(prof, anchor, steps)
-    model = build_model("modnet", seed)
-    results = train(model, stages, FinetuneData(prof, seed, signal="distill", train_set=train_set, val_set=[]),
+    stages = night_stages(prof, anchor, steps, model=model)
+    net = build_model(model, seed)
+    results = train(net, stages, FinetuneData(prof, seed, signal="distill", train_set=train_set, val_set=[],
+                                              teacher=model),
                     prof, out, seed, batch_size=prof.finetune.batch_size, num_workers=0, log=log)
-    trained = time.perf_counter() - t0
+    return report_on_heldout(out, prof, model, net, photos, train_set, stages, results, seed,
+                             time.perf_counter() - t0, max_side=max_side, teacher=teacher, log=log)
+
+
+def report_on_heldout(out: str | Path, profile: config.Profile, model: str, net, photos, train_set, stages, results,
+                      seed: int, train_seconds: float, max_side: int | None = None, teacher=None, log=print) -> dict:
+    """Score the shipped ``model`` (``teacher``, else built) and its fine-tuned ``net`` on the held-out
+    photos of ``photos`` (a :class:`lowlight.data.PhotoFolder`) and write ``report.md``, ``report.html``,
+    ``report_mattes.png`` and ``report.json`` into ``out``; returns the report's data. ``train_set``,
+    ``stages`` and ``results``: what the fine-tune trained on and how (:func:`lowlight.training.train`).
+    Used by :func:`adapt` and by ``python -m lowlight.training --data-path PHOTOS/``."""
+    from .evaluation.people import score_people
+    from .models import OPERATING_SIDE, create_model
+
+    prof = config.require_profile(profile, where="report_on_heldout")
+    out, t0 = Path(out), time.perf_counter()
+    max_side = max_side or OPERATING_SIDE[model]
     held = [_photo(p, photos.root) for p in photos.heldout]
-    models = {"original": create_model("modnet").eval(), "fine-tuned": model.eval()}
+    net = getattr(net, "module", net)
+    models = {"original": teacher if teacher is not None else create_model(model).eval(), "fine-tuned": net.eval()}
     records = score_people(models, held, seed=seed, max_side=max_side, outlines=False) if held else []
-    report = {"data_path": str(photos.root), "out": str(out), "profile": prof.name, "seed": seed,
+    report = {"model": model, "data_path": str(photos.root), "out": str(out), "profile": prof.name, "seed": seed,
               "train_photos": [str(p) for p in photos.train], "heldout_photos": [p.id for p in held],
               "skipped": [[str(p), why] for p, why in photos.skipped], "crops": len(train_set),
               "crop_size": prof.finetune.size, "normal_fraction": train_set.normal_fraction,
               "stages": [{"name": s.name, "train": s.train, "lr": s.lr, "steps": s.steps, "anchor": s.anchor,
                           "seconds": r.seconds} for s, r in zip(stages, results)],
-              "train_seconds": trained, "checkpoint": str(out / stages[-1].name / "last.pt"),
+              "train_seconds": train_seconds, "checkpoint": str(out / stages[-1].name / "last.pt"),
               "records": records, "max_side": max_side}
-    report["eval_seconds"] = time.perf_counter() - t0 - trained
+    report["eval_seconds"] = time.perf_counter() - t0
     _write_report(report, models, held, out, seed, max_side)
+    log(f"report on {len(held)} held-out photo(s): {out / 'report.html'}")
     return report
 
 
@@ -130,7 +154,8 @@ def _blocks(rep: dict, drift_limit: float, has_figure: bool) -> list[tuple]:
     ``("figure", alt)``, ``("code", text)``."""
     recs = rep["records"]
     st = rep["stages"]
-    blocks = [("h", f"Night fine-tune of MODNet on {rep['data_path']}"),
+    name = {"modnet": "MODNet", "u2netp": "U²-Netp"}.get(rep.get("model", "modnet"), rep.get("model"))
+    blocks = [("h", f"Night fine-tune of {name} on {rep['data_path']}"),
               ("p", f"Trained on {len(rep['train_photos'])} photos ({rep['crops']} square crops of "
                     f"{rep['crop_size']} px, {rep['normal_fraction']:.0%} of the draws in daylight, the rest darkened by "
                     f"the course's simulator), targets: the original's daylight mattes (self-distillation). Profile "
@@ -221,10 +246,12 @@ def _html(blocks, figure: bytes | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lowlight.adapt",
-                                 description="Fine-tune MODNet for night on a folder of your own photos (no labels) "
+                                 description="Fine-tune MODNet (or U²-Netp) for night on a folder of your own photos (no labels) "
                                              "and write a report on held-out photos.")
     ap.add_argument("--data-path", required=True, help="a folder of ordinary photos (JPEG/PNG, nested folders allowed)")
     ap.add_argument("--out", default=None, help="run folder (default runs/<profile>/adapt/<folder name>)")
+    ap.add_argument("--model", default="modnet", choices=["modnet", "u2netp"],
+                    help="the shipped model to fine-tune (its daylight mattes are the targets)")
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-share", type=float, default=0.2, help="share of the photos kept for the report")
@@ -257,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *_a, **_k: err(f"warning: {message}")
-        rep = adapt(photos, out, prof, seed=args.seed, anchor=args.anchor, steps=args.steps, log=err)
+        rep = adapt(photos, out, prof, seed=args.seed, anchor=args.anchor, steps=args.steps, model=args.model,
+                    log=err)
     print(f"report: {out / 'report.html'} (and report.md); checkpoint: {rep['checkpoint']}")
     return 0
 

@@ -4,7 +4,7 @@ A *profile* is the size of one run of the course:
 
 * ``smoke`` -- CI and nbval: every code path runs, each notebook in about a minute on
   two CPU cores. Numbers are meaningless.
-* ``quick`` -- a reader's laptop (CPU): the whole course in about 15 minutes, large
+* ``quick`` -- a reader's laptop (CPU): the whole course in about 40 minutes on 2 cores, large
   enough that the article's effects are visible.
 * ``full``  -- one GPU: the article's configuration (512x512 crops, batch 16,
   10/20/30 epochs, 200 test images, mixed precision).
@@ -30,7 +30,7 @@ DEFAULT_PROFILE = "quick"
 
 @dataclass(frozen=True)
 class DataSettings:
-    """The LL-Matte data set of a profile (notebook 01) and how it is loaded."""
+    """The LL-Matte data set of a profile (notebook 01b) and how it is loaded."""
 
     image_size: int            # side of the training split: CV-UNet's crops (pixels)
     eval_size: int             # side of the validation and test splits
@@ -104,7 +104,7 @@ PROFILES: dict[str, Profile] = {
         data=DataSettings(image_size=128, eval_size=128, n_train=384, n_val=48, n_test=64, num_workers=0),
         training=TrainingSettings(batch_size=8, stage_epochs=(2, 3, 3), baseline_epochs=8, steps_per_epoch=None,
                                   llie_pretrain_steps=100, lr_scale=10.0),
-        description="a laptop CPU: whole course in about 15 minutes",
+        description="a laptop CPU: whole course in about 40 minutes on 2 cores",
     ),
     "full": Profile(
         name="full",

@@ -1,13 +1,13 @@
 """Run the course's notebooks end to end (``python -m lowlight.reproduce``).
 
-Every ``notebooks/NN_*.ipynb`` is executed in order with papermill, the ``profile``
-parameter injected; executed copies go to ``runs/<profile>/executed/`` (never over the
-sources) and the figures they save to ``runs/<profile>/executed/figures/``, so a reproduction leaves
-the committed ``figures/`` and notebooks as they are. Kernels talk over IPC sockets, not TCP. One
-progress line per notebook; a summary (markdown and JSON: notebook,
-status, seconds) at the end. On a failure the runner names the notebook, the failing
-cell and the error, keeps the partly executed copy (or says that none was written), and
-exits non-zero.
+Every ``notebooks/NN_*.ipynb`` (and ``NNx_*.ipynb``: ``01b`` runs after ``01``, before ``02``) is
+executed in order with papermill, the ``profile`` parameter injected; executed copies go to
+``runs/<profile>/executed/`` (never over the sources) and the figures they save to
+``runs/<profile>/executed/figures/``, so a reproduction leaves the committed ``figures/`` and
+notebooks as they are. Kernels talk over IPC sockets, not TCP. One progress line per notebook; a
+summary (markdown and JSON: notebook, status, seconds) at the end. On a failure the runner names
+the notebook, the failing cell and the error, keeps the partly executed copy (or says that none
+was written), and exits non-zero.
 
 The summary of a run of the whole course is ``runs/<profile>/reproduce_summary.md``/``.json``.
 A partial run (``--only``, or ``--notebooks-dir`` of another folder) writes
@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass, asdict
@@ -136,31 +137,46 @@ def kernel_manager_class():
     return IPCKernelManager
 
 
+#: a notebook's number: two digits, and a letter for a notebook that follows another (``01b``)
+NUMBER = re.compile(r"(\d\d[a-z]?)_")
+
+
+def notebook_number(path: Path) -> str:
+    """``01`` of ``01_slug.ipynb``, ``01b`` of ``01b_slug.ipynb``."""
+    return NUMBER.match(path.name).group(1)
+
+
 def discover(notebooks_dir: Path | None = None) -> list[Path]:
-    """The course notebooks, ``NN_slug.ipynb``, in order."""
+    """The course notebooks, ``NN_slug.ipynb`` and ``NNx_slug.ipynb``, in order (``01``, ``01b``, ``02``)."""
     nb_dir = Path(notebooks_dir or config.NOTEBOOKS_DIR)
-    return sorted(p for p in nb_dir.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+    return sorted(p for p in nb_dir.glob("[0-9][0-9]*_*.ipynb") if p.is_file() and NUMBER.match(p.name))
+
+
+def _as_number(token: str) -> str | None:
+    """``"1"`` -> ``"01"``, ``"1B"`` -> ``"01b"``; ``None`` for a token that is not a notebook number."""
+    m = re.fullmatch(r"(\d{1,2})([a-z]?)", token.strip().lower())
+    return m and m.group(1).zfill(2) + m.group(2)
 
 
 def select(notebooks: list[Path], only: str | None) -> list[Path]:
-    """Filter by a comma-separated list of numbers (``"01,03"``; ``None`` = all).
+    """Filter by a comma-separated list of numbers (``"01,01b,03"``; ``None`` = all).
 
     A value with no number in it (``""``, ``","``), a token that is not a number, or a number
     without a notebook raises ``ValueError`` naming ``--only`` and listing the valid names.
     """
     if only is None:
         return notebooks
-    by_num = {p.name[:2]: p for p in notebooks}
+    by_num = {notebook_number(p): p for p in notebooks}
     have = ", ".join(f"{n} ({p.name})" for n, p in sorted(by_num.items())) or "none"
     tokens = [w.strip() for w in only.split(",") if w.strip()]
     if not tokens:
         raise ValueError(f"--only {only!r}: empty; expected comma-separated notebook numbers such as 01,03; "
                          f"valid: {have}")
-    bad = [w for w in tokens if not w.isdigit() or len(w) > 2]
+    bad = [w for w in tokens if not _as_number(w)]
     if bad:
         raise ValueError(f"--only {only!r}: {', '.join(map(repr, bad))} is not a notebook number; expected "
                          f"comma-separated numbers such as 01,03; valid: {have}")
-    wanted = [w.zfill(2) for w in tokens]
+    wanted = [_as_number(w) for w in tokens]
     missing = [w for w in wanted if w not in by_num]
     if missing:
         raise ValueError(f"--only {only!r}: no notebook numbered {', '.join(missing)}; valid: {have}")
@@ -290,7 +306,7 @@ def summary_paths(run_root: Path, out_dir: Path, partial: bool, only: str | None
     executed copies under a name that says which notebooks ran (never the full run's name)."""
     if not partial:
         return run_root / "reproduce_summary.json", run_root / "reproduce_summary.md"
-    nums = sorted({w.strip().zfill(2) for w in (only or "").split(",") if w.strip()})
+    nums = sorted({_as_number(w) or w.strip() for w in (only or "").split(",") if w.strip()})
     stem = f"reproduce_summary.only-{'-'.join(nums)}" if nums else "reproduce_summary.partial"
     return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
 
@@ -315,7 +331,7 @@ def summary_markdown(results: list[Result], profile: str, total: float, digest: 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lowlight.reproduce", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default=None, help=f"one of {', '.join(config.PROFILES)} (default: $LOWLIGHT_PROFILE or quick)")
-    ap.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
+    ap.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,01b,03")
     ap.add_argument("--output-dir", default=None, help="where executed copies go (default runs/<profile>/executed)")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default 600; 3600 on full)")
     ap.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")

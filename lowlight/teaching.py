@@ -16,10 +16,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AugmentedSamples", "loader_rates", "PERTURBATIONS", "perturb_alpha"]
+__all__ = ["AugmentedSamples", "loader_rates", "PERTURBATIONS", "PERTURBATION_LABELS", "perturb_alpha"]
 
 #: the kinds of :func:`perturb_alpha`
 PERTURBATIONS = ("blur", "shift", "noise", "holes", "hair_removed", "background_residue")
+#: how a figure names each kind (with its default strength): words, not the code's keys
+PERTURBATION_LABELS = {
+    "blur": "blur (σ 1.5 px)",
+    "shift": "shift (2 px)",
+    "noise": "noise (σ 0.05)",
+    "holes": "holes (3 discs)",
+    "hair_removed": "broken hair",
+    "background_residue": "background residue",
+}
 
 
 def perturb_alpha(alpha: np.ndarray, kind: str, strength: float | None = None, seed: int = 0) -> np.ndarray:

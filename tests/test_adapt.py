@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lowlight import adapt, config
+from lowlight import adapt, config, training
 from lowlight.data import load_photo
 from lowlight.io import load_checkpoint
 
@@ -51,7 +51,7 @@ def test_adapt_trains_evaluates_held_out_photos_and_writes_the_report(adapted):
     assert len(rep["records"]) == len(held) * 7 * 2
     assert {r_["camera"] for r_ in rep["records"]} == {"daylight", "simulator", "heldout"}
     ck = load_checkpoint(rep["checkpoint"])
-    assert ck["stage"] == "stage3" and ck["spec"]["anchor"] == adapt.NIGHT_RECIPE["anchor"]
+    assert ck["stage"] == "stage3" and ck["spec"]["anchor"] == training.NIGHT["anchor"]
     md = (out / "report.md").read_text()
     for photo in held:                                   # a drift row and one row per EV and camera
         assert len(re.findall(rf"^\| {re.escape(photo)} \|", md, flags=re.M)) == 1 + 3 + 3
@@ -92,3 +92,17 @@ def test_adapt_bad_inputs_are_clear_errors_and_write_nothing(tmp_path, capsys):
         assert text in err and "Traceback" not in err, (argv, err[-2000:])
     assert not any((tmp_path / f"o{k}").exists() for k in range(1, 6))
     assert blocker.read_text() == "x"
+
+
+def test_adapt_fine_tunes_u2netp_against_its_own_daylight_mattes(tmp_path):
+    from lowlight.data import scan_photo_folder
+    from lowlight.models import OPERATING_SIDE, model_from_checkpoint
+
+    photos = scan_photo_folder(_folder(tmp_path / "photos"), heldout_share=0.3)
+    rep = adapt.adapt(photos, tmp_path / "run", config.get_profile("smoke"), model="u2netp", steps=1, log=lambda m: None)
+    assert rep["model"] == "u2netp" and rep["max_side"] == OPERATING_SIDE["u2netp"] == 320
+    assert type(model_from_checkpoint(rep["checkpoint"])).__name__ == "U2NetP"
+    day = [x for x in rep["records"] if x["camera"] == "daylight" and x["model"] == "original"]
+    assert day and all(x["sad"] == 0.0 for x in day)          # the reference is U2-Netp's own daylight matte
+    assert max(max(x["height"], x["width"]) for x in day) == 320     # scored at U2-Netp's operating size
+    assert (tmp_path / "run" / "report.md").read_text().startswith("# Night fine-tune of U²-Netp on ")

@@ -33,7 +33,7 @@ def test_committed_notebooks_carry_the_current_source_digest():
     assert not problems, (
         f"{len(problems)} of {len(notebooks)} committed notebook(s) do not come from the current code:\n  "
         + "\n  ".join(problems)
-        + f"\nre-execute with `{reproduce.INPLACE_COMMAND}` (about 15 min on 2 cores) and commit the notebooks")
+        + f"\nre-execute with `{reproduce.INPLACE_COMMAND}` (about 40 min on 2 cores) and commit the notebooks")
 
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(/(?:work|root|home|tmp|Users|mnt|opt|var|private)/[^\s'\"]*|[A-Za-z]:\\\\[^\s'\"]*)")

@@ -3,6 +3,7 @@ and ``python -m lowlight.training --signal distill --data-path PHOTOS/``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -149,6 +150,26 @@ def test_cli_fine_tunes_modnet_on_a_folder_of_plain_photos(tmp_path):
     ck = load_checkpoint(out / "stage1" / "last.pt")
     assert ck["spec"]["anchor"] == 0.5 and ck["step"] == SMOKE.finetune.steps[0]
     assert "anchor" in ck["history"][-1] or any("anchor" in k for k in ck["history"][-1])
+    assert not (out / "report.md").exists()           # one stage of three: no report until the last stage
+
+
+def test_cli_run_on_plain_photos_ends_with_the_report_on_its_held_out_photos(tmp_path):
+    root = _folder(tmp_path / "photos")
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "lowlight.training", "--profile", "smoke", "--model", "modnet",
+                        "--signal", "distill", "--data-path", str(root), "--stage", "all", "--steps", "1",
+                        "--out", str(out)], capture_output=True, text=True, env=_env(), cwd=config.ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    listing = json.loads((out / "photos.json").read_text())
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["model"] == "modnet" and rep["max_side"] == 512
+    assert sorted(rep["heldout_photos"]) == sorted(os.path.relpath(p, root) for p in listing["heldout"])
+    assert [s["name"] for s in rep["stages"]] == ["stage1", "stage2", "stage3"]
+    assert rep["checkpoint"].endswith(os.path.join("stage3", "last.pt"))
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Night fine-tune of MODNet") and "python -m lowlight.export --checkpoint" in md
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 1
+    assert f"report: {out / 'report.html'}" in r.stdout
 
 
 def test_cli_refuses_unusable_photo_folders_without_writing(tmp_path, capsys):

@@ -63,7 +63,9 @@ def test_only_rejects_unknown_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("only, says", [(",", "--only ',': empty"), ("", "--only '': empty"),
-                                        ("1a", "'1a' is not a notebook number")])
+                                        ("x1", "'x1' is not a notebook number"),
+                                        ("1.5", "'1.5' is not a notebook number"),
+                                        ("1a", "no notebook numbered 01a")])
 def test_only_empty_or_invalid_names_the_option(tmp_path, only, says):
     src = tmp_path / "nbs"
     src.mkdir()
@@ -72,6 +74,24 @@ def test_only_empty_or_invalid_names_the_option(tmp_path, only, says):
     r = _run("--notebooks-dir", str(src), "--only", only, "--output-dir", str(tmp_path / "o"))
     assert r.returncode == 2 and says in r.stderr, r.stderr
     assert "valid: 01 (01_ok.ipynb), 05 (05_x.ipynb)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_lettered_notebook_runs_after_its_number(tmp_path):
+    """``01b_*.ipynb`` is a course notebook: discovered after ``01`` and before ``02``, selected by
+    ``--only 01b`` (also ``1b``, ``1B``), named in the valid list, and in a partial summary's name."""
+    for name in ("02_c.ipynb", "01b_b.ipynb", "01_a.ipynb", "1_short.ipynb", "010_long.ipynb", "01bb_x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    every = reproduce.discover(tmp_path)
+    assert [p.name for p in every] == ["01_a.ipynb", "01b_b.ipynb", "02_c.ipynb"]
+    assert [reproduce.notebook_number(p) for p in every] == ["01", "01b", "02"]
+    assert [p.name for p in reproduce.select(every, "02,1B,01")] == ["01_a.ipynb", "01b_b.ipynb", "02_c.ipynb"]
+    assert [p.name for p in reproduce.select(every, "1b")] == ["01b_b.ipynb"]
+    assert [p.name for p in reproduce.select(every, "1")] == ["01_a.ipynb"]
+    with pytest.raises(ValueError, match=r"no notebook numbered 01c; valid: 01 \(01_a.ipynb\), 01b \(01b_b.ipynb\), "
+                                         r"02 \(02_c.ipynb\)"):
+        reproduce.select(every, "01c")
+    json_path, _ = reproduce.summary_paths(tmp_path, tmp_path / "out", True, "1B,01")
+    assert json_path.name == "reproduce_summary.only-01-01b.json"
 
 
 def test_missing_notebooks_dir_names_the_given_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""``lowlight.data`` -- the LL-Matte data set and real-data loaders (notebook 01).
+"""``lowlight.data`` -- the LL-Matte data set and real-data loaders (notebook 01b).
 
 ==========================  ================================================================
 submodule                   what it holds

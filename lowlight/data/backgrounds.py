@@ -1,4 +1,4 @@
-"""Backgrounds for compositing (notebook 01): real photos, procedural scenes, night
+"""Backgrounds for compositing (notebook 01b): real photos, procedural scenes, night
 scenes and backlit scenes.
 
 * ``photo``: a crop of one of scikit-image's offline photos with scale jitter (the crop
@@ -226,7 +226,7 @@ _KINDS = {"photo": _photo, "procedural": _procedural, "night": _night, "backlit"
 
 def make_background(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """A ``size`` x ``size`` uint8 RGB background of ``kind`` (see :data:`BACKGROUND_KINDS`)
-    and a dict of plain values describing it.  Deterministic given ``rng``.  Notebook 01."""
+    and a dict of plain values describing it.  Deterministic given ``rng``.  Notebook 01b."""
     if kind not in _KINDS:
         raise ValueError(f"make_background: unknown kind {kind!r}; choose from {', '.join(BACKGROUND_KINDS)}")
     img, info = _KINDS[kind](int(size), rng)

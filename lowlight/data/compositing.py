@@ -1,4 +1,4 @@
-"""Compositing ``I = alpha*F + (1-alpha)*B`` the way matting data sets do it (notebook 01).
+"""Compositing ``I = alpha*F + (1-alpha)*B`` the way matting data sets do it (notebook 01b).
 
 Matting data sets (Composition-1k, Distinctions-646, AM-2k, ...) composite in 8-bit sRGB
 without linearising, with the alpha matte stored as an 8-bit PNG.  We do the same, and we
@@ -29,7 +29,7 @@ def _check_rgb(name: str, img: np.ndarray) -> np.ndarray:
 
 
 def to_alpha_float(alpha) -> np.ndarray:
-    """Alpha as float32 HxW in [0, 1] from uint8 (0..255) or float input.  Notebook 01."""
+    """Alpha as float32 HxW in [0, 1] from uint8 (0..255) or float input.  Notebook 01b."""
     a = np.asarray(alpha)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
@@ -47,7 +47,7 @@ def to_alpha_float(alpha) -> np.ndarray:
 
 
 def to_alpha_uint8(alpha) -> np.ndarray:
-    """Alpha as uint8 HxW (round half up of ``255*alpha``).  Notebook 01."""
+    """Alpha as uint8 HxW (round half up of ``255*alpha``).  Notebook 01b."""
     a = np.asarray(alpha)
     if a.dtype == np.uint8:
         if a.ndim == 3 and a.shape[2] == 1:
@@ -59,7 +59,7 @@ def to_alpha_uint8(alpha) -> np.ndarray:
 
 
 def composite(fg: np.ndarray, alpha, bg: np.ndarray) -> np.ndarray:
-    """``round(alpha*F + (1-alpha)*B)`` in 8-bit sRGB; returns uint8 HxWx3.  Notebook 01.
+    """``round(alpha*F + (1-alpha)*B)`` in 8-bit sRGB; returns uint8 HxWx3.  Notebook 01b.
 
     ``alpha`` may be uint8 or float; it is quantised to 8 bits first (as it will be stored),
     so the result matches ``alpha.png`` exactly up to rounding of the composite.
@@ -77,7 +77,7 @@ def composite(fg: np.ndarray, alpha, bg: np.ndarray) -> np.ndarray:
 
 
 def estimate_foreground(image: np.ndarray, alpha, method: str = "ml") -> np.ndarray:
-    """A clean foreground ``F`` (uint8 HxWx3) from a real photo and its alpha.  Notebook 01.
+    """A clean foreground ``F`` (uint8 HxWx3) from a real photo and its alpha.  Notebook 01b.
 
     Re-compositing a real photo on a new background with ``F = image`` drags the old
     background's colour into every half-transparent pixel (colour bleeding: hair keeps a
@@ -103,14 +103,14 @@ def recomposite(image: np.ndarray, alpha, background: np.ndarray, method: str = 
     """Put the subject of a real ``image`` (with its ``alpha``) on a new ``background``.
 
     Estimates the foreground first (see :func:`estimate_foreground`), then
-    :func:`composite`.  Notebook 01.
+    :func:`composite`.  Notebook 01b.
     """
     fg = estimate_foreground(image, alpha, method=method)
     return composite(fg, alpha, background)
 
 
 def fractional_fraction(alpha, region: str = "all") -> float:
-    """Fraction of pixels whose 8-bit alpha is strictly between 0 and 255.  Notebook 01.
+    """Fraction of pixels whose 8-bit alpha is strictly between 0 and 255.  Notebook 01b.
 
     ``region="all"`` divides by all pixels, ``region="object"`` by the pixels with alpha > 0
     (how much of the object is soft rather than how big it is).

@@ -1,4 +1,4 @@
-"""PyTorch datasets over LL-Matte and real data folders (notebook 01; used from 02 on).
+"""PyTorch datasets over LL-Matte and real data folders (notebook 01b; used from 02 on).
 
 Every dataset returns the same sample dict, so training and evaluation code never cares
 where the data came from::
@@ -92,7 +92,7 @@ def _transform_targets(t) -> tuple[bool, bool]:
 
 class MattingDataset(Dataset):
     """Common machinery: input ``mode``, per-sample seeding, the transform hook, trimaps and
-    conversion to tensors.  Subclasses implement :meth:`raw`.  Notebook 01."""
+    conversion to tensors.  Subclasses implement :meth:`raw`.  Notebook 01b."""
 
     def __init__(self, mode: str = "low", normal_fraction: float = 0.2, transform=None, seed: int = 0,
                  trimap_width: int | None = None):
@@ -189,7 +189,7 @@ class LLMatteDataset(MattingDataset):
     ``path`` reads an existing folder instead;
     ``spec_changes`` go to :class:`lowlight.data.LLMatteSpec`.  ``low``: which low-light
     version is the input -- ``"raw"`` (the sensor's dark frame) or ``"processed"`` (the same frame
-    as a phone delivers it; the folder must have been built with ``processed=True``). Notebook 01.
+    as a phone delivers it; the folder must have been built with ``processed=True``). Notebook 01b.
     """
 
     def __init__(self, split: str, profile, mode: str = "low", normal_fraction: float = 0.2,
@@ -318,7 +318,7 @@ class _RealFolder(MattingDataset):
 class ImageAlphaFolder(_RealFolder):
     """Layout (b): ``<root>/<image_dir>/x.jpg`` + ``<root>/<alpha_dir>/x.png`` (AM-2k:
     ``original/`` + ``mask/``; P3M: ``blurred_image/`` + ``mask/``; LL-Matte splits:
-    ``normal/`` + ``alpha/``).  Notebook 01.
+    ``normal/`` + ``alpha/``).  Notebook 01b.
 
     ``backgrounds``: ``None`` keeps each photo's own background; a folder of images (or
     ``"procedural"`` for LL-Matte's generated backgrounds) re-composites the subject on a
@@ -378,7 +378,7 @@ class Composition1kFolder(_RealFolder):
     composited on the fly, ``bg_per_fg`` backgrounds per foreground (Composition-1k's test
     set uses 20).  The background of sample ``i`` is fixed by ``seed`` and ``i``; it is
     scaled to cover the foreground and cropped, as in the Composition-1k script.
-    :meth:`check` reads every foreground, alpha and background once.  Notebook 01.
+    :meth:`check` reads every foreground, alpha and background once.  Notebook 01b.
     """
 
     def __init__(self, root: str | Path, fg_dir: str = "fg", alpha_dir: str = "alpha", bg_dir: str = "bg",
@@ -430,7 +430,7 @@ def worker_init_fn(worker_id: int) -> None:
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
                 seed: int = 0, drop_last: bool = False, **kwargs) -> DataLoader:
     """A ``DataLoader`` whose shuffling and worker seeds follow ``seed`` (default collate
-    works on the sample dicts).  Notebook 01; used by the training notebooks."""
+    works on the sample dicts).  Notebook 01b; used by the training notebooks."""
     g = torch.Generator()
     g.manual_seed(int(seed))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,

@@ -1,4 +1,4 @@
-"""Reading real matting data from folders, with clear errors (notebook 01).
+"""Reading real matting data from folders, with clear errors (notebook 01b).
 
 Two layouts are supported (see ``data/README.md``):
 
@@ -147,7 +147,7 @@ def read_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndar
     """An 8-bit image file as uint8 RGB HxWx3 (grey is repeated to 3 channels, an alpha
     channel of an RGBA file is dropped: :func:`read_image_and_alpha` returns it), turned by its
     EXIF orientation. More than ``max_pixels`` pixels (``None``: no limit) raises
-    :class:`ImageTooLargeError` before decoding.  Notebook 01."""
+    :class:`ImageTooLargeError` before decoding.  Notebook 01b."""
     return read_image_and_alpha(path, max_pixels)[0]
 
 
@@ -168,7 +168,7 @@ def read_image_and_alpha(path: str | Path, max_pixels: int | None = MAX_PIXELS,
 
 
 def read_alpha(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
-    """An 8-bit single-channel alpha matte as uint8 HxW.  Notebook 01.
+    """An 8-bit single-channel alpha matte as uint8 HxW.  Notebook 01b.
 
     Mattes stored as RGB or RGBA are refused rather than guessed at (which channel is the
     matte?): save them as single-channel 8-bit PNGs. A matte whose largest value is 1 (a 0/1

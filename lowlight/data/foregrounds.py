@@ -1,4 +1,4 @@
-"""Procedural foregrounds with realistic, fractional alpha (notebook 01).
+"""Procedural foregrounds with realistic, fractional alpha (notebook 01b).
 
 Real mattes are not binary.  Where light passes partly through or partly around the
 subject, alpha is fractional: the anti-aliased and motion-blurred rim of a solid object,
@@ -62,7 +62,7 @@ class Foreground:
 def random_texture(size: int, rng: np.random.Generator, photo_p: float = 0.55) -> tuple[np.ndarray, str]:
     """A colour/texture field for a foreground: a crop of a real photo (grey textures are
     tinted) with probability ``photo_p``, else two random colours mixed by fractal noise
-    with a gradient.  Returns (uint8 HxWx3, source name).  Notebook 01."""
+    with a gradient.  Returns (uint8 HxWx3, source name).  Notebook 01b."""
     if rng.random() < photo_p:
         name = str(rng.choice(TEXTURE_PHOTOS))
         tex = D.photo_crop(load_photo(name), size, rng, scale=(0.2, 0.8)).astype(np.float32)
@@ -450,7 +450,7 @@ _GENERATORS = {
 def make_foreground(family: str, size: int, rng: np.random.Generator) -> Foreground:
     """One procedural foreground of ``family`` (see :data:`FAMILIES`) at ``size`` x ``size``.
 
-    Deterministic given ``rng``.  Notebook 01.
+    Deterministic given ``rng``.  Notebook 01b.
     """
     if family not in _GENERATORS:
         raise ValueError(f"make_foreground: unknown family {family!r}; choose from {', '.join(FAMILIES)}")

@@ -1,4 +1,4 @@
-"""LL-Matte: the course's procedural low-light matting data set (notebook 01).
+"""LL-Matte: the course's procedural low-light matting data set (notebook 01b).
 
 The article trains on real low-light foregrounds composited on HDR backgrounds and tests
 on a private 200-image "LL-Matte-Test".  We build a stand-in offline and deterministically:
@@ -199,7 +199,7 @@ def make_sample(index: int, split: str = "train", size: int = 128, seed: int = 0
                 lowlight: str = "physical", family: str | None = None,
                 family_weights: dict | None = None, trimap_width: int | None = None,
                 backlit_clipped: float = 0.0, processed: bool = False) -> dict:
-    """Generate one LL-Matte sample (notebook 01).
+    """Generate one LL-Matte sample (notebook 01b).
 
     Returns a dict with uint8 arrays ``normal`` (HxWx3), ``low`` (HxWx3), ``alpha`` (HxW),
     ``trimap`` (HxW), the layers ``fg`` and ``bg``, and ``meta`` (plain values: id, family,

@@ -1,5 +1,5 @@
 """LL-Matte on disk: building the cache under ``data/llmatte/``, its manifest, reading and
-verifying stored samples, and the fine-tuning variant (notebooks 01 and 06). The layout and the
+verifying stored samples, and the fine-tuning variant (notebooks 01b and 06). The layout and the
 cache key are described in :mod:`lowlight.data.llmatte`, which makes the samples."""
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def build_llmatte(profile: config.Profile, root: str | Path | None = None, force
     ``clean_stale=True`` removes folders that an older version of this generator made for the
     *same* spec (same profile and parameters, another source hash); other variants and any
     folder the course did not generate are never touched.  ``changes`` go
-    to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01.
+    to :class:`LLMatteSpec` (e.g. ``lowlight="article"``, ``n_test=16``).  Notebook 01b.
 
     A cached folder is checked before it is used: every file the manifest lists must be there
     with its recorded size, and its SHA-256 must match (hashed once per process while the files'

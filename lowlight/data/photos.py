@@ -1,5 +1,5 @@
 """Real photographs that ship inside scikit-image and matplotlib (no download): textures and
-backgrounds of the procedural data set (notebook 01), people-free scenes for self-distillation
+backgrounds of the procedural data set (notebook 01b), people-free scenes for self-distillation
 (notebook 06), and three photos of people held out for evaluation (notebook 07).
 
 scikit-image 0.26 fetches most of its gallery with ``pooch`` on first use; the images
@@ -60,7 +60,7 @@ def _matplotlib_sample(filename: str) -> Path:
 def load_photo(name: str) -> np.ndarray:
     """The scikit-image photo ``name`` as uint8 RGB (grey ones repeated to 3 channels).
 
-    Read-only (cached).  Notebook 01.
+    Read-only (cached).  Notebook 01b.
     """
     if name not in PHOTOS:
         raise ValueError(f"load_photo: unknown photo {name!r}; available: {', '.join(PHOTOS)}")
@@ -80,5 +80,5 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def photo_licences() -> dict[str, str]:
-    """``{name: licence}`` for every photo the generator may use.  Notebook 01."""
+    """``{name: licence}`` for every photo the generator may use.  Notebook 01b."""
     return {k: PHOTOS[k][1] for k in dict.fromkeys(TEXTURE_PHOTOS + BACKGROUND_PHOTOS)}

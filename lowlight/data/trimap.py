@@ -1,4 +1,4 @@
-"""Trimaps and the *unknown band* of an alpha matte -- one definition, numpy and torch (notebooks 01, 05, 07).
+"""Trimaps and the *unknown band* of an alpha matte -- one definition, numpy and torch (notebooks 01b, 05, 07).
 
 A trimap marks definite background (0), definite foreground (255) and an *unknown* band
 (128) where the metrics of the matting benchmarks are computed (notebook 07) and where an
@@ -80,7 +80,7 @@ def unknown_band(alpha, width: int | None = None) -> np.ndarray:
 
 
 def trimap_from_alpha(alpha, width: int | None = None) -> np.ndarray:
-    """uint8 ``H x W`` trimap with values exactly 0 / 128 / 255.  Notebook 01.
+    """uint8 ``H x W`` trimap with values exactly 0 / 128 / 255.  Notebook 01b.
 
     ``width``: half-width in pixels of the unknown band grown around every fractional or
     boundary pixel (``None``: :func:`default_trimap_width`; ``0``: the band is exactly the

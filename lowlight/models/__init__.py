@@ -35,7 +35,7 @@ import importlib
 
 #: submodule -> the public names it provides here
 _EXPORTS_BY_MODULE: dict[str, tuple[str, ...]] = {
-    "factory": ("MODELS", "create_model", "create_encoder", "create_modnet", "model_arch",
+    "factory": ("MODELS", "OPERATING_SIDE", "create_model", "create_encoder", "create_modnet", "model_arch",
                 "model_from_checkpoint"),
     "encoders": ("EncoderSpec", "ENCODERS", "register_encoder", "resolve_encoder", "Encoder",
                  "build_encoder"),

@@ -39,7 +39,7 @@ from .u2netp import U2NetP
 from .weights import (as_state_dict, load_encoder_state_dict, load_model_weights, load_modnet_into_encoder,
                       load_modnet_weights, load_u2netp_weights, load_weights_file, looks_like_weights_path)
 
-__all__ = ["MODELS", "create_model", "create_encoder", "create_modnet", "create_u2netp", "model_arch",
+__all__ = ["MODELS", "OPERATING_SIDE", "create_model", "create_encoder", "create_modnet", "create_u2netp", "model_arch",
            "model_from_checkpoint"]
 
 #: name -> (family, encoder); the one registry (CLI choices, predict, evaluation read it)
@@ -52,6 +52,9 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "u2netp": ("u2netp", None),
 }
 LLIE_NAMES = (None, "zerodce")
+#: the long side (px) each shipped model was made to see: MODNet's reference code resizes to 512,
+#: rembg feeds U²-Netp 320x320
+OPERATING_SIDE: dict[str, int] = {"modnet": 512, "u2netp": 320}
 
 
 def create_model(name: str = "modnet", pretrained=True, llie: str | None = None,

@@ -141,7 +141,7 @@ PARAM_RANGES: dict[str, tuple] = {
 
 
 def sample_params(rng=None, **overrides) -> SimParams:
-    """Draw :class:`SimParams` from :data:`PARAM_RANGES` (notebook 01, data set)."""
+    """Draw :class:`SimParams` from :data:`PARAM_RANGES` (notebook 01b)."""
     rng = _as_rng(rng)
     r = PARAM_RANGES
 

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -144,7 +145,7 @@ def _check_args(args, prof) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, after_training=None) -> int:
     args = _parse(argv)
 
     fail = cli_error
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(), _sigterm_exits():
             warnings.simplefilter("always", TrainingWarning)
             warnings.showwarning = _show_warning
-            return _train(args, prof, family, out, device, seed)
+            return _train(args, prof, family, out, device, seed, after_training)
     except AssetError as exc:       # the shipped weights cannot be had (offline, damaged cache): one line, exit 2
         return fail(str(exc))
     except PhotoFolderError as exc:  # a folder of photos that cannot be used: nothing was trained
@@ -224,8 +225,9 @@ def _plain_photos(root: Path) -> bool:
 
 
 def _data(args, prof, family, out: Path, seed: int):
-    """The data source of the run: a folder of plain photos (MODNet, self-distillation), a labelled
-    folder or LL-Matte (CV-UNet, or any model given a labelled folder), or MODNet's fine-tuning set."""
+    """``(data source of the run, the photo folder or None)``: a folder of plain photos (a shipped model,
+    self-distillation), a labelled folder or LL-Matte (CV-UNet, or any model given a labelled folder),
+    or MODNet's fine-tuning set."""
     if args.data_path and family in PRETRAINED_FAMILIES and _plain_photos(Path(args.data_path)):
         from ..data import scan_photo_folder
         from ..models import create_model
@@ -237,15 +239,16 @@ def _data(args, prof, family, out: Path, seed: int):
         train_set = build_photo_finetune_set(prof, photos, teacher=teacher, seed=seed,
                                              cache=out / "teacher_mattes.npz", log=_err)
         val_set = (build_photo_finetune_set(prof, replace(photos, train=photos.heldout), teacher=teacher, seed=seed,
-                                            log=lambda *_: None).with_normal(0.0) if photos.heldout else [])
+                                            processed=False, log=lambda *_: None).with_normal(0.0)
+                   if photos.heldout else [])
         atomic_write_json(out / "photos.json", {"root": str(photos.root), "train": photos.train,
                                                 "heldout": photos.heldout, "skipped": photos.skipped,
                                                 "heldout_share": photos.heldout_share})
         return FinetuneData(prof, seed, signal="distill", inputs=args.inputs, train_set=train_set,
-                            val_set=val_set)
+                            val_set=val_set), photos
     if args.data_path or family == "cvunet":
-        return LLMatteData(prof, seed, data_path=args.data_path)
-    return FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs, teacher=args.model)
+        return LLMatteData(prof, seed, data_path=args.data_path), None
+    return FinetuneData(prof, seed, signal=args.signal, inputs=args.inputs, teacher=args.model), None
 
 
 def _stages(args, prof, family):
@@ -264,8 +267,11 @@ def _stages(args, prof, family):
     return stages, start, stop
 
 
-def _train(args, prof, family, out: Path, device, seed: int) -> int:
-    """Lock ``out``, check its checkpoints against the run, then build and train (see the module docstring)."""
+def _train(args, prof, family, out: Path, device, seed: int, after_training=None) -> int:
+    """Lock ``out``, check its checkpoints against the run, then build and train (see the module docstring).
+    ``after_training``: called on rank 0 when a run on a folder of plain photos has trained its last stage
+    (``python -m lowlight.training`` passes :func:`lowlight.adapt.report_on_heldout`: the report on the
+    held-out photos)."""
     stages, start, stop = _stages(args, prof, family)
     batch, workers = loader_settings(prof, family)
     batch = args.batch_size or batch
@@ -275,15 +281,20 @@ def _train(args, prof, family, out: Path, device, seed: int) -> int:
         pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)
         model = build_model(args.model, seed, pretrained=pretrained, llie=args.llie,
                             llie_checkpoint=args.llie_checkpoint)
-        data = _data(args, prof, family, out, seed)
+        data, photos = _data(args, prof, family, out, seed)
+        t0 = time.perf_counter()
         try:
-            train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
+            results = train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
                   batch_size=batch, num_workers=workers if args.workers is None else args.workers,
                   resume=args.resume, progress=True, new_settings=args.resume_with_new_settings)
         except PreviousStageMissing as exc:
             print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {exc.path} (run --stage "
                   f"{exc.previous.replace('stage', '')} first, same --out)", file=sys.stderr)
             return 2
+        if after_training is not None and photos is not None and stop == len(stages) and dist_info()[0] == 0:
+            after_training(out, prof, args.model, model, photos, data.sets()[0], stages[start:stop], results, seed,
+                           time.perf_counter() - t0, log=_err)
+            print(f"report: {out / 'report.html'} (and report.md)", flush=True)
     print(f"rank {dist_info()[0]} final weights sha256 {weights_digest(model)}", flush=True)
     if dist_info()[1] > 1:
         torch.distributed.barrier()

@@ -298,12 +298,13 @@ def _cached_teacher(teacher: torch.nn.Module, crops: list[np.ndarray], boxes: li
 
 def build_photo_finetune_set(profile: config.Profile, photos, teacher: torch.nn.Module | None = None,
                              seed: int = 0, per_photo: int | None = None, cache: str | Path | None = None,
-                             log=print) -> FinetuneSet:
+                             processed: bool = True, log=print) -> FinetuneSet:
     """A self-distillation set from plain photos (no mattes): ``per_photo`` square crops of each
     training photo of ``photos`` (a :class:`lowlight.data.PhotoFolder`; default
     ``profile.finetune.scene_crops``) at ``profile.finetune.size``, the teacher's daylight matte of
-    each crop as its target (cached in ``cache``, e.g. beside the run), and one phone-processed
-    night version of each crop (:func:`processed_scenes`). The held-out photos are not touched."""
+    each crop as its target (cached in ``cache``, e.g. beside the run), and, with ``processed``, one
+    phone-processed night version of each crop (:func:`processed_scenes`; without, e.g. for a
+    validation set, every low-light draw is a raw frame). The held-out photos are not touched."""
     from ..data import photo_crops
 
     p = config.require_profile(profile, where="build_photo_finetune_set")
@@ -314,6 +315,8 @@ def build_photo_finetune_set(profile: config.Profile, photos, teacher: torch.nn.
         teacher = create_model("modnet")
     crops, boxes = photo_crops(photos.train, ft.size, per_photo or ft.scene_crops, seed=p.seed)
     mattes = _cached_teacher(teacher, crops, boxes, Path(cache) if cache else None, log)
+    if not processed:
+        return FinetuneSet(crops, mattes, None, signal="distill", seed=seed, crop=ft.crop)
     return FinetuneSet(crops, mattes, None, signal="distill", seed=seed, crop=ft.crop,
                        processed=processed_scenes(crops, seed=p.seed), processed_fraction=ft.processed_fraction)
 

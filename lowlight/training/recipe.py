@@ -167,8 +167,10 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
                     out: str | Path | None = None,
                     device=None, amp: str = "auto", dynamic: str | None = "sample", resume: bool = False,
                     llie_checkpoint: str | Path | None = None, log: Callable[[str], None] = print,
-                    new_settings: bool = False) -> dict:
-    """Fine-tune MODNet for low light; returns a summary (also ``summary.json`` in the run folder).
+                    new_settings: bool = False, model: str = "modnet") -> dict:
+    """Fine-tune MODNet (or ``model``, another shipped model of :data:`PRETRAINED_FAMILIES`, e.g.
+    ``"u2netp"``: the same recipe, its own daylight mattes as the teacher's) for low light; returns a
+    summary (also ``summary.json`` in the run folder).
 
     ``recipe``: one of :data:`MODNET_RECIPES` (``"staged_llie"`` puts notebook 04's Zero-DCE++ in
     front, ``llie_checkpoint`` or the profile's; ``"night"`` and its control ``"night_clean"``: see
@@ -184,34 +186,37 @@ def finetune_modnet(profile: config.Profile, recipe: str = "staged", seed: int =
         raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs: expected one of {INPUTS}, got {inputs!r}")
+    if model not in PRETRAINED_FAMILIES:
+        raise ValueError(f"model: expected one of the shipped models {PRETRAINED_FAMILIES}, got {model!r}")
     llie = "zerodce" if recipe == "staged_llie" else None
     night = recipe in ("night", "night_clean")
     if night:
         signal = NIGHT["signal"]
     tag = (recipe + ("" if signal == "alpha+distill" or night else f"_{signal}")
            + ("" if inputs == "raw+processed" else f"_{inputs}"))
-    run = Path(out) if out else config.RunLayout.of(prof).train_dir("modnet", tag, seed)
-    stages = recipe_stages(prof, "modnet", recipe, loss=LossSpec(dynamic=dynamic))
-    batch, workers = loader_settings(prof, "modnet")
+    run = Path(out) if out else config.RunLayout.of(prof).train_dir(model, tag, seed)
+    stages = recipe_stages(prof, model, recipe, loss=LossSpec(dynamic=dynamic))
+    batch, workers = loader_settings(prof, model)
     with run_lock(run, log=log):
-        check_run_folder(run, stages, 0, len(stages), prof.name, {"model": "modnet", "llie": llie}, batch, resume,
+        check_run_folder(run, stages, 0, len(stages), prof.name, {"model": model, "llie": llie}, batch, resume,
                          new_settings)
-        model = build_model("modnet", seed, pretrained=True, llie=llie,
+        net = build_model(model, seed, pretrained=True, llie=llie,
                             llie_checkpoint=_llie_path(prof, llie_checkpoint) if llie else None)
         data = FinetuneData(prof, seed, signal=signal, inputs=inputs, train_set=train_set, val_set=val_set,
-                            normal_fraction={"night": NIGHT["normal_fraction"], "night_clean": 1.0}.get(recipe))
+                            normal_fraction={"night": NIGHT["normal_fraction"], "night_clean": 1.0}.get(recipe),
+                            teacher=model)
         train_set, _ = data.sets()
-        results = train(model, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
+        results = train(net, stages, data, prof, run, seed, device=device, amp=amp, batch_size=batch,
                         num_workers=workers, resume=resume, log=log, new_settings=new_settings)
-        summary = _summary(prof, recipe, signal, inputs, seed, train_set, stages, results, model)
+        summary = _summary(prof, model, recipe, signal, inputs, seed, train_set, stages, results, net)
         if dist_info()[0] == 0:
             atomic_write_json(run / "summary.json", summary)
     return summary
 
 
-def _summary(prof, recipe, signal, inputs, seed, train_set, stages, results, model) -> dict:
+def _summary(prof, name, recipe, signal, inputs, seed, train_set, stages, results, model) -> dict:
     """The summary of a :func:`finetune_modnet` run (``summary.json``)."""
-    summary = {"profile": prof.name, "model": "modnet", "recipe": recipe, "signal": signal, "inputs": inputs,
+    summary = {"profile": prof.name, "model": name, "recipe": recipe, "signal": signal, "inputs": inputs,
                "processed_fraction": train_set.processed_fraction, "normal_fraction": train_set.normal_fraction,
                "seed": seed,
                "train_samples": len(train_set), "stages": []}
