@@ -42,12 +42,9 @@ def _shipped_input(name: str, x):
 
     if name == "modnet":
         return "input", (x * 2 - 1).astype(np.float32)
-    from lowlight.models.encoders import IMAGENET_MEAN, IMAGENET_STD
-    from lowlight.models.weights import read_u2netp_onnx
+    from lowlight.models.weights import read_u2netp_onnx, u2netp_onnx_input
 
-    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
-    return read_u2netp_onnx(assets.fetch("u2netp"))["input"], ((x / x.max() - mean) / std).astype(np.float32)
+    return read_u2netp_onnx(assets.fetch("u2netp"))["input"], u2netp_onnx_input(x, max_normalize=True)
 
 
 def main(size: int | None = None, threads: int = 2, repeats: int = 10, warmup: int = 2,

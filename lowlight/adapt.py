@@ -259,28 +259,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps per stage (default: the profile's)")
     args = ap.parse_args(argv)
 
-    fail = cli_error
-
     from .data import PhotoFolderError, scan_photo_folder
 
     try:
         prof = config.get_profile(args.profile)
     except ValueError as exc:
-        return fail(f"--profile: {exc}")
+        return cli_error(f"--profile: {exc}")
     if not 0 <= args.heldout_share < 1:
-        return fail(f"--heldout-share {args.heldout_share}: expected a number in [0, 1)")
+        return cli_error(f"--heldout-share {args.heldout_share}: expected a number in [0, 1)")
     if not 0 <= args.anchor < float("inf"):
-        return fail(f"--anchor {args.anchor}: expected a finite number >= 0")
+        return cli_error(f"--anchor {args.anchor}: expected a finite number >= 0")
     if args.steps is not None and args.steps < 1:
-        return fail(f"--steps {args.steps}: expected an integer >= 1")
+        return cli_error(f"--steps {args.steps}: expected an integer >= 1")
     try:                                           # read the folder before anything is created
         photos = scan_photo_folder(args.data_path, heldout_share=args.heldout_share)
     except PhotoFolderError as exc:
-        return fail(str(exc))
+        return cli_error(str(exc))
     out = Path(args.out) if args.out else config.RunLayout.of(prof).root / "adapt" / Path(args.data_path).name
     problem = writable_dir_problem(out, "--out")
     if problem:
-        return fail(problem)
+        return cli_error(problem)
     err = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *_a, **_k: err(f"warning: {message}")

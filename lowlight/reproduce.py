@@ -124,15 +124,22 @@ def kernel_manager_class():
     """The kernel manager the runner starts kernels with: IPC transport (Unix sockets in a private
     temporary folder) instead of TCP on localhost, so no port is opened and the kernel does not warn
     that it is "running over TCP without encryption" for every notebook."""
+    import shutil
     import tempfile
+    import weakref
 
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
-            kwargs.setdefault("ip", os.path.join(tempfile.mkdtemp(prefix="lowlight-kernel-"), "kernel"))
+            folder = None
+            if "ip" not in kwargs:
+                folder = tempfile.mkdtemp(prefix="lowlight-kernel-")
+                kwargs["ip"] = os.path.join(folder, "kernel")
             super().__init__(**kwargs)
+            if folder is not None:       # the sockets' folder goes with the manager (or at exit)
+                weakref.finalize(self, shutil.rmtree, folder, True)
 
     return IPCKernelManager
 

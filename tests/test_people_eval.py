@@ -254,3 +254,31 @@ def test_difference_in_differences_on_people_records_with_a_known_answer():
         pytest.approx(50.0)
     with pytest.raises(ValueError, match="dark one"):
         EP.people_did(recs, keys("night"), keys("night_clean"), "daylight")
+
+
+def _bar_table(changes, seed_medians, drifts):
+    """A people_table-shaped dict whose bar is known: per-photo SAD changes (%) for both dark cameras."""
+    per = {p: {"sad": {"change_pct": c}} for p, c in changes.items()}
+    return {"metric": "sad", "limit": EP.DRIFT_LIMIT,
+            "per_photo": {EP.DAYLIGHT: {}, "simulator": per, "heldout": per},
+            "pooled": {cam: {"seed_medians": dict(seed_medians)} for cam in ("simulator", "heldout")},
+            "drift": {p: dict(d) for p, d in drifts.items()}}
+
+
+def test_people_bar_reads_the_issue_criteria_photo_by_photo_and_seed_by_seed():
+    good = _bar_table({"a": -60.0, "b": -45.0, "c": -10.0}, {"s0": -50.0, "s1": -35.0},
+                      {"a": {"s0": 0.01, "s1": 0.02}, "b": {"s0": 0.0, "s1": 0.005}})
+    bar = EP.people_bar(good)
+    assert bar["simulator"] == {"median_change": -45.0, "photos_worse": 0, "n": 3,
+                                "seed_medians": {"s0": -50.0, "s1": -35.0}}
+    assert bar["drift_max"] == 0.02 and bar["drift_over"] == 0 and bar["pairs"] == 4 and bar["met"]
+    # each criterion alone breaks it
+    assert not EP.people_bar(_bar_table({"a": -60.0, "b": -45.0, "c": +1.0}, {"s0": -50.0},
+                                        {"a": {"s0": 0.0}}))["met"]            # one photo worse
+    assert not EP.people_bar(_bar_table({"a": -60.0, "b": -39.0, "c": -10.0}, {"s0": -50.0},
+                                        {"a": {"s0": 0.0}}))["met"]            # median only -39 %
+    assert not EP.people_bar(_bar_table({"a": -60.0, "b": -45.0, "c": -10.0}, {"s0": -50.0, "s1": -29.0},
+                                        {"a": {"s0": 0.0}}))["met"]            # one seed's median -29 %
+    over = EP.people_bar(_bar_table({"a": -60.0, "b": -45.0, "c": -10.0}, {"s0": -50.0},
+                                    {"a": {"s0": 0.0201}, "b": {"s0": 0.3}}))
+    assert not over["met"] and over["drift_over"] == 2 and over["drift_max"] == 0.3

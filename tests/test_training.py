@@ -141,6 +141,18 @@ def test_the_loss_is_part_of_the_stage():
         StageSpec("stage1", "head", 1e-4, 1, loss="mse")
 
 
+def test_one_stage_controls_at_their_own_rate_and_at_the_stages_peak():
+    from lowlight.evaluation import checkpoint_path
+    from lowlight.training import recipe_stages
+
+    stages = article_stages(SMOKE, "modnet")
+    (own,), (peak,) = recipe_stages(SMOKE, "modnet", "onestage"), recipe_stages(SMOKE, "modnet", "onestage_peak")
+    assert own.lr == 2e-5 and peak.lr == max(s.lr for s in stages) == 1e-4
+    for ctrl in (own, peak):       # the same sample budget as the three stages, nothing frozen
+        assert ctrl.name == "full" and ctrl.train == "all" and ctrl.steps == sum(s.steps for s in stages)
+    assert checkpoint_path(SMOKE, "onestage_peak", 1).parts[-4:] == ("modnet-onestage_peak", "seed1", "full", "last.pt")
+
+
 def test_stage_spec_validates_its_numbers():
     for kw, word in (({"epochs": 0}, "epochs"), ({"epochs": 1.5}, "epochs"), ({"steps": 0}, "steps"),
                      ({"lr": 0.0}, "lr"), ({"lr": -1e-4}, "lr")):

@@ -24,8 +24,8 @@ from .exposure import (ALL_METRICS, CLEAN, EVS, darken, grid_change, grid_means,
                        score_grid, whole_image_errors)
 from .heldout_camera import HELDOUT_EVS, HeldOutCameraParams
 from .heldout_camera import render as heldout_render
-from .people import (HELDOUT_CAMERA_EVS, SIM_EVS, daylight_drift_guard, format_people_table, people_did,
-                     people_examples, people_table, score_people)
+from .people import (HELDOUT_CAMERA_EVS, SIM_EVS, daylight_drift_guard, format_people_table, people_bar,
+                     people_did, people_examples, people_table, score_people)
 from .protocol import (ARTICLE, EV_BINS, METRIC_LABELS, METRICS, ROW_LABELS, ROWS, SCENARIOS, evaluate,
                        pick_scenario, quantize_alpha, row_label, trimap_to_uint8, verdict)
 from .runs import FINETUNED, checkpoint_path, llmatte_items, load_llie, load_row, photo_items, row_key, run_grid
@@ -40,7 +40,7 @@ __all__ = [
     "verdict", "FINETUNED", "checkpoint_path", "llmatte_items", "load_llie", "load_row", "photo_items", "row_key",
     "run_grid", "choose_threshold", "run_switch", "switch_table", "HELDOUT_EVS", "HeldOutCameraParams",
     "heldout_render", "HELDOUT_CAMERA_EVS", "SIM_EVS", "daylight_drift_guard", "format_people_table",
-    "people_examples", "people_table", "people_did", "score_people",
+    "people_examples", "people_table", "people_did", "people_bar", "score_people",
     "MIN_IMAGES", "STATISTICS", "Change", "ErrorTable", "clustered_bootstrap", "difference_in_differences",
     "error_table", "per_seed_medians",
 ]

@@ -1,7 +1,7 @@
 """Per-photo evidence on real people, through two cameras, with daylight kept (issue 20, notebook 07).
 
-The photos (:func:`lowlight.data.people_photos`: three that ship with installed packages and two from
-registry wheels) have no true matte. Two references stand in for one:
+The photos (:func:`lowlight.data.people_photos`: three that ship with installed packages and nine fetched
+from the package registry) have no true matte. Two references stand in for one:
 
 * **the original model's daylight matte** is the specification: "does the model see at night what
   the original sees in daylight?". Every matte -- daylight and dark, every model -- is scored
@@ -43,7 +43,7 @@ from .stats import MIN_IMAGES, clustered_bootstrap, difference_in_differences, e
 
 __all__ = ["SIM_EVS", "HELDOUT_CAMERA_EVS", "CAMERAS", "DAYLIGHT", "DRIFT_LIMIT", "REFERENCE_MISS_LIMIT", "working_image",
            "camera_input", "score_people", "people_examples", "daylight_drift_guard", "people_table",
-           "format_people_table", "people_did"]
+           "format_people_table", "people_did", "people_bar", "BAR"]
 
 #: the training simulator's exposures (inside the fine-tune's training range, EV -6.6 .. -2.7)
 SIM_EVS = (-3.0, -4.0, -5.0)
@@ -57,6 +57,9 @@ DRIFT_LIMIT = 0.02
 #: a reference matte that misses more than this share of the outlined person area is a weak
 #: specification: :func:`people_table` names those photos
 REFERENCE_MISS_LIMIT = 0.5
+#: the issue's bar for a night fix, per dark camera: the median per-photo change at most this (%),
+#: no photo worse (the seeds' mean), every seed's median per-photo change at most ``seed_median``
+BAR = {"median": -40.0, "seed_median": -30.0, "photos_worse": 0}
 
 
 def working_image(image: np.ndarray, max_side: int | None = 512) -> np.ndarray:
@@ -332,6 +335,25 @@ def people_did(records: Sequence[dict], treatment: Sequence[str], control: Seque
     return difference_in_differences(base.values, t.values, c.values, n_boot=n_boot, seed=boot_seed,
                                      images=base.images, seeds=[m.split("/")[-1] for m in t.seeds]
                                      if len(t.seeds) == len(c.seeds) else None)
+
+
+def people_bar(table: dict) -> dict:
+    """The issue's bar (:data:`BAR`, :data:`DRIFT_LIMIT`) read off a :func:`people_table`, photo by
+    photo and seed by seed: ``{camera: {"median_change", "photos_worse", "n", "seed_medians"},
+    "drift_max", "drift_over", "pairs", "met"}`` for each dark camera (``met``: every part holds)."""
+    out, met = {}, True
+    for cam in (c for c in table["per_photo"] if c != DAYLIGHT):
+        changes = [v[table["metric"]]["change_pct"] for v in table["per_photo"][cam].values()]
+        seeds = table["pooled"][cam]["seed_medians"]
+        out[cam] = {"median_change": float(np.median(changes)), "photos_worse": int(sum(x > 0 for x in changes)),
+                    "n": len(changes), "seed_medians": dict(seeds)}
+        met &= (out[cam]["median_change"] <= BAR["median"] and out[cam]["photos_worse"] <= BAR["photos_worse"]
+                and bool(seeds) and max(seeds.values()) <= BAR["seed_median"])
+    drifts = [v for row in table["drift"].values() for v in row.values()]
+    out["drift_max"], out["pairs"] = float(max(drifts)), len(drifts)
+    out["drift_over"] = int(sum(v > table["limit"] for v in drifts))
+    out["met"] = bool(met and out["drift_over"] == 0)
+    return out
 
 
 def _pooled_lines(table: dict) -> list[str]:

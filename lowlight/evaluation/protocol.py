@@ -52,6 +52,7 @@ ROW_LABELS = {
     "stage2": "fine-tuned, stage 2",
     "staged": "fine-tuned, 3 stages",
     "onestage": "fine-tuned, one stage (control)",
+    "onestage_peak": "fine-tuned, one stage at the stages' peak rate (control)",
     "distill": "3 stages, self-distillation only",
     "staged_raw": "3 stages, raw dark frames only",
     "empty": "an all-zero matte (gives up)",
@@ -61,7 +62,7 @@ ROW_LABELS = {
 ROWS = tuple(ROW_LABELS)
 #: short row labels for figure panels
 SHORT_LABELS = {"original": "original", "stage1": "stage 1", "stage2": "stage 2", "staged": "3 stages",
-          "onestage": "one stage", "distill": "distill only", "staged_raw": "raw only", "empty": "all-zero",
+          "onestage": "one stage", "onestage_peak": "one stage,\npeak rate", "distill": "distill only", "staged_raw": "raw only", "empty": "all-zero",
           "original+zerodce": "original\n+ Zero-DCE++",
           "staged+zerodce": "3 stages\n+ Zero-DCE++"}
 

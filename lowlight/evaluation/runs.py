@@ -19,7 +19,7 @@ __all__ = ["FINETUNED", "checkpoint_path", "load_llie", "load_row", "row_key", "
 #: rows that come from notebook 06's training runs: row -> (recipe folder, stage)
 FINETUNED = {
     "stage1": ("staged", "stage1"), "stage2": ("staged", "stage2"), "staged": ("staged", "stage3"),
-    "onestage": ("onestage", "full"), "distill": ("staged_distill", "stage3"),
+    "onestage": ("onestage", "full"), "onestage_peak": ("onestage_peak", "full"), "distill": ("staged_distill", "stage3"),
     "staged_raw": ("staged_raw", "stage3"), "night": ("night", "stage3"), "night_clean": ("night_clean", "stage3"),
 }
 

@@ -37,7 +37,7 @@ from .trainer import StageResult, Trainer, dist_info
 __all__ = ["MODNET_RECIPES", "NIGHT", "INPUTS", "PreviousStageMissing", "build_model", "recipe_stages", "loader_settings",
            "train", "finetune_modnet", "LLMatteData", "FinetuneData"]
 
-MODNET_RECIPES = ("staged", "onestage", "staged_llie", "night", "night_clean")
+MODNET_RECIPES = ("staged", "onestage", "onestage_peak", "staged_llie", "night", "night_clean")
 
 #: the night recipe (issue 20): the article's three stages trained by self-distillation only (the
 #: original's daylight mattes are the targets, never the procedural portraits' true alpha), half of
@@ -73,7 +73,9 @@ def recipe_stages(profile: config.Profile, family: str, recipe: str = "staged",
                   loss: LossSpec = LossSpec()) -> list[StageSpec]:
     """The stages of a run, in order, each minimising ``loss``: CV-UNet -- its original
     (:func:`baseline_stage`) then :func:`article_stages`; MODNet -- ``recipe`` ``"staged"`` or
-    ``"staged_llie"``: :func:`article_stages`, ``"onestage"``: :func:`one_stage`."""
+    ``"staged_llie"``: :func:`article_stages`, ``"onestage"``: :func:`one_stage` at its own rate,
+    ``"onestage_peak"``: :func:`one_stage` at the stages' peak rate (the first stage's), so that
+    staged vs one stage is compared at a matched peak learning rate as well."""
     config.require_profile(profile, where="recipe_stages")
     if family == "cvunet":
         return [baseline_stage(profile, loss=loss)] + article_stages(profile, "cvunet", loss=loss)
@@ -81,6 +83,8 @@ def recipe_stages(profile: config.Profile, family: str, recipe: str = "staged",
         raise ValueError(f"recipe: expected one of {MODNET_RECIPES}, got {recipe!r}")
     if recipe == "onestage":
         return [one_stage(profile, loss=loss)]
+    if recipe == "onestage_peak":
+        return [one_stage(profile, lr=max(st.lr for st in article_stages(profile, family)), loss=loss)]
     if recipe in ("night", "night_clean"):
         return [replace(s, anchor=NIGHT["anchor"]) for s in article_stages(profile, family, loss=loss)]
     return article_stages(profile, family, loss=loss)

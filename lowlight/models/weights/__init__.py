@@ -32,7 +32,7 @@ from .modnet_port import (check_conv_match, conv_bn_pairs, fold_into, load_modne
                           load_modnet_weights, verify_modnet, verify_modnet_encoder)
 from .onnx_graph import (modnet_encoder_weights, modnet_onnx_path, onnx_conv_weights, read_modnet_onnx,
                          read_u2netp_onnx, u2netp_onnx_path)
-from .u2netp_port import load_u2netp_weights, verify_u2netp
+from .u2netp_port import load_u2netp_weights, onnx_input as u2netp_onnx_input, verify_u2netp
 
 __all__ = [
     "WEIGHT_SUFFIXES", "looks_like_weights_path", "as_state_dict", "nonfinite_tensor", "load_weights_file",
@@ -40,5 +40,5 @@ __all__ = [
     "onnx_conv_weights", "modnet_encoder_weights", "read_modnet_onnx", "modnet_onnx_path",
     "conv_bn_pairs", "fold_into", "check_conv_match",
     "load_modnet_weights", "load_modnet_into_encoder", "verify_modnet", "verify_modnet_encoder",
-    "read_u2netp_onnx", "u2netp_onnx_path", "load_u2netp_weights", "verify_u2netp",
+    "read_u2netp_onnx", "u2netp_onnx_path", "load_u2netp_weights", "verify_u2netp", "u2netp_onnx_input",
 ]

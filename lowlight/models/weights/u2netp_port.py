@@ -31,7 +31,7 @@ from ..u2netp import ConvBNReLU, U2NetP
 from .modnet_port import fold_into
 from .onnx_graph import read_u2netp_onnx, u2netp_onnx_path
 
-__all__ = ["load_u2netp_weights", "verify_u2netp"]
+__all__ = ["load_u2netp_weights", "verify_u2netp", "onnx_input"]
 
 
 def _check_conv(path, name: str, conv: nn.Conv2d, entry: dict, with_bn: bool) -> None:
@@ -97,13 +97,15 @@ def _photo_x01(image, hw: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
 
 
-def _onnx_input(x01: torch.Tensor, max_normalize: bool):
-    """rembg's preprocessing in numpy float32: divide by the maximum, then ImageNet mean/std."""
+def onnx_input(x01, max_normalize: bool = True):
+    """The shipped U2-Netp graph's input for RGB ``x01`` in [0, 1] (NCHW, a tensor or an array):
+    rembg's preprocessing in numpy float32 -- divide by the maximum (``max_normalize``), then
+    ImageNet mean/std."""
     import numpy as np
 
     from ..encoders import IMAGENET_MEAN, IMAGENET_STD
 
-    x = x01.numpy().astype(np.float32)
+    x = np.asarray(x01, dtype=np.float32)
     if max_normalize:
         x = x / max(float(x.max()), 1e-6)
     mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
@@ -127,7 +129,7 @@ def verify_u2netp(image=None, size: tuple[int, int] = (320, 320), model: U2NetP 
     if model is None:
         model = load_u2netp_weights(U2NetP(), path)
     graph = read_u2netp_onnx(path)
-    ref = assets.onnx_run(path, {graph["input"]: _onnx_input(x01, model.max_normalize)},
+    ref = assets.onnx_run(path, {graph["input"]: onnx_input(x01, model.max_normalize)},
                           threads=threads, free_dims=True)
     was_training = model.training
     model.eval()
