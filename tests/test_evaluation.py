@@ -241,12 +241,43 @@ def test_grid_change_averages_training_seeds_per_item():
     assert r["seeds"]["staged/s1"] == pytest.approx(100 * (2.5 - 3.0) / 3.0)
     single = E.grid_change(recs, "original", "staged/s0", n_boot=200)[-3.0]
     assert single["new"] == pytest.approx(1.5) and list(single["seeds"]) == ["staged/s0"]
-    # pooling conditions: each item-condition pair one unit
+    # pooling conditions: the images are the units, each with all its conditions; an image missing
+    # a condition is left out of the pooled entry (here b, scored at -3 only)
     recs2 = recs + [_rec("original", "a", -5.0, 6.0), _rec("staged/s0", "a", -5.0, 3.0),
                     _rec("staged/s1", "a", -5.0, 3.0)]
     pooled = E.grid_change(recs2, "original", ["staged/s0", "staged/s1"], pooled=[-3.0, -5.0], n_boot=200)
-    assert set(pooled) == {-3.0, -5.0, "pooled"} and pooled["pooled"]["n"] == 3
-    assert pooled["pooled"]["base"] == pytest.approx((2 + 4 + 6) / 3)
+    assert set(pooled) == {-3.0, -5.0, "pooled"} and pooled["pooled"]["n"] == 1
+    assert pooled["pooled"]["base"] == pytest.approx((2 + 6) / 2) and pooled["pooled"]["verdict"] is None
+
+
+def test_grid_change_resamples_images_with_their_exposures_together():
+    """A known answer: every image's error halves at every exposure, so the change is -50 % and any
+    resampling of images gives -50 %: the interval is exactly that point. Then the exposures of one
+    image move together (image-level noise): a bootstrap that treated 12 x 5 image-exposure pairs
+    as independent would give a narrower interval than resampling the 12 images."""
+    rng = np.random.default_rng(0)
+    recs = []
+    level = rng.uniform(1.0, 3.0, 12)
+    for k, lv in enumerate(level):
+        for ev in (-3.0, -4.0, -5.0, -6.0, -7.0):
+            recs += [_rec("original", f"i{k}", ev, lv), _rec("staged/s0", f"i{k}", ev, lv / 2)]
+    evs = [-3.0, -4.0, -5.0, -6.0, -7.0]
+    r = E.grid_change(recs, "original", "staged/s0", pooled=evs, n_boot=500)["pooled"]
+    assert r["n"] == 12 and r["change_pct"] == pytest.approx(-50.0)
+    assert r["lo"] == pytest.approx(-50.0) and r["hi"] == pytest.approx(-50.0)
+    assert "12 images resampled" in r["units"] and "5 exposures kept together" in r["units"]
+    assert r["verdict"].startswith("decrease")
+    recs = []
+    shift = rng.normal(0.0, 0.5, 12)                     # each image better or worse at every exposure
+    for k, lv in enumerate(level):
+        for ev in evs:
+            recs += [_rec("original", f"i{k}", ev, lv), _rec("staged/s0", f"i{k}", ev, lv * (0.8 + 0.3 * shift[k]))]
+    clustered = E.grid_change(recs, "original", "staged/s0", pooled=evs, n_boot=2000)["pooled"]
+    base = [r["sad_image"] for r in recs if r["model"] == "original"]
+    new = [r["sad_image"] for r in recs if r["model"] == "staged/s0"]
+    naive = E.paired_bootstrap(base, new, n_boot=2000)           # 60 pairs as if independent
+    assert clustered["change_pct"] == pytest.approx(naive["change_pct"])
+    assert clustered["hi"] - clustered["lo"] > 1.5 * (naive["hi"] - naive["lo"])
 
 
 def test_text_tables():

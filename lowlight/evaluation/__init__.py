@@ -5,7 +5,7 @@ and how two models are compared honestly. Figures live in :mod:`lowlight.viz.eva
 module          concept
 ==============  ====================================================================
 protocol        8-bit mattes, the DIM metrics by split and exposure bin, the article's §6 numbers
-exposure        the exposure grid (clean, EV 0 ... -7), whole-image errors, paired bootstrap
+exposure        the exposure grid (clean, EV 0 ... -7), whole-image errors, clustered bootstrap
 stats           changes between models with intervals that resample images (each with all its
                 exposures) and training seeds; per-seed medians; difference in differences
 switch          the brightness switch of §7: threshold on validation, scored on test (the module

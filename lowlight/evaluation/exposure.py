@@ -1,5 +1,6 @@
 """Matting under controlled exposure: every test image rendered at fixed EVs, every model scored on
-the same renders, and paired bootstrap intervals for the change between two models (notebook 07).
+the same renders, and bootstrap intervals for the change between two models that resample the test
+images, each with all its exposures, and the training seeds (notebook 07).
 
 Two kinds of test items:
 
@@ -151,39 +152,52 @@ def paired_bootstrap(base: Sequence[float], new: Sequence[float], n_boot: int = 
 
 def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], metric: str = "sad_image",
                 conditions: Sequence | None = None, pooled: Sequence | None = None, n_boot: int = 2000) -> dict:
-    """Relative change from row ``base`` to row(s) ``new`` per condition, with paired bootstrap
-    intervals over items (a condition where the base's mean error is 0 -- the reference model on its own
-    clean target -- has no relative change: ``change_pct`` is NaN). Several ``new`` rows (training seeds) are averaged per item first, and
-    each seed's own change is listed under ``"seeds"``. ``pooled``: conditions also pooled into one
-    entry (key ``"pooled"``), each item-condition pair one unit. Returns ``{condition: {...}}``."""
+    """Relative change of the mean error from row ``base`` to row(s) ``new``, per condition and, with
+    ``pooled``, over those conditions together (key ``"pooled"``). Returns ``{condition: entry}``.
+
+    The interval is :func:`lowlight.evaluation.stats.clustered_bootstrap`'s: the test images are the
+    units, each resampled with all the entry's conditions kept together (so the exposures of one image
+    never count as independent evidence), the same draw for both rows; several ``new`` rows (training
+    seeds) are resampled too, independently of the images. Only images scored by every row in every
+    condition of the entry are used. Each entry: ``change_pct``, ``lo``/``hi`` (95 %), ``n`` (images),
+    ``base``/``new`` (mean errors), ``seeds`` (each seed's own change), ``per_image``, ``units`` (what
+    was resampled, in words) and ``verdict`` (``None`` below :data:`~lowlight.evaluation.stats.MIN_IMAGES`
+    images: read ``per_image`` instead). Where the base's mean error is 0 (the reference model on its
+    own clean target) there is no relative change: ``change_pct`` is NaN."""
+    from .stats import clustered_bootstrap       # stats builds on this module
+
     news = [new] if isinstance(new, str) else list(new)
     conds = list(conditions) if conditions is not None else list(grid_means(records, metric).get(base, {}))
     out = {}
 
-    def pair(cs):
-        bvals, nvals, seeds = [], [], {m: [] for m in news}
-        for c in cs:
-            b = _per_item(records, base, c, metric)
-            ns = [_per_item(records, m, c, metric) for m in news]
-            for item in sorted(b):
-                if all(item in d for d in ns):
-                    bvals.append(b[item])
-                    nvals.append(float(np.mean([d[item] for d in ns])))
-                    for m, d in zip(news, ns):
-                        seeds[m].append(d[item])
-        if not bvals:
+    def entry(cs):
+        b = [_per_item(records, base, c, metric) for c in cs]
+        ns = [[_per_item(records, m, c, metric) for m in news] for c in cs]
+        items = sorted(set(b[0]).intersection(*b[1:], *(d for per_c in ns for d in per_c)))
+        if not items:
             return None
-        res = paired_bootstrap(bvals, nvals, n_boot=n_boot)
-        bmean = float(np.mean(bvals))
-        res["seeds"] = {m: (100.0 * (np.mean(v) - bmean) / bmean if bmean else float("nan")) for m, v in seeds.items()}
+        bt = np.array([[bc[i] for bc in b] for i in items], np.float64)                  # (image, condition)
+        nt = np.array([[[d[i] for d in per_c] for per_c in ns] for i in items], np.float64)   # (..., seed)
+        res = {"base": float(bt.mean()), "new": float(nt.mean()), "n": len(items), "change_pct": float("nan"),
+               "lo": float("nan"), "hi": float("nan"), "seeds": {m: float("nan") for m in news}, "per_image": {},
+               "units": "", "verdict": None}
+        if res["base"] <= 0:
+            return res
+        res["change_pct"] = 100.0 * (res["new"] / res["base"] - 1.0)
+        if len(items) < 2:        # nothing to resample
+            res["seeds"] = {m: 100.0 * (float(nt[..., k].mean()) / res["base"] - 1.0) for k, m in enumerate(news)}
+            return res
+        ch = clustered_bootstrap(bt, nt, n_boot=n_boot, seed=0, images=items, seeds=news, zero_images="keep")
+        res.update(change_pct=ch.change_pct, lo=ch.lo, hi=ch.hi, seeds=dict(ch.per_seed), per_image=dict(ch.per_image),
+                   units=ch.units, verdict=ch.verdict)
         return res
 
     for c in conds:
-        r = pair([c])
+        r = entry([c])
         if r is not None:
             out[c] = r
     if pooled:
-        r = pair(list(pooled))
+        r = entry(list(pooled))
         if r is not None:
             out["pooled"] = r
     return out

@@ -12,7 +12,10 @@
   its normal-light version (does fine-tuning for the dark cost anything in daylight?), with
   results per exposure bin (:data:`EV_BINS`).
 * Comparisons are **paired**: the same images under both models; :func:`paired_bootstrap` gives
-  a 95 % interval for the relative change of the mean, resampling images.
+  a 95 % interval for the relative change of the mean, resampling images (one condition per image;
+  notebook 07's grids, where an image has several exposures and a model several seeds, use
+  :func:`lowlight.evaluation.exposure.grid_change`, which resamples images with all their exposures
+  and seeds too).
 """
 from __future__ import annotations
 

@@ -52,20 +52,35 @@ def _group(means: Mapping, rows) -> dict:
 
 def format_change(change: Mapping, title: str = "") -> str:
     """A :func:`~lowlight.evaluation.exposure.grid_change` result: per condition the relative change
-    of the mean, its 95 % paired-bootstrap interval, whether the interval excludes zero, and each
-    training seed's own change."""
+    of the mean, its 95 % interval (images resampled with their exposures, seeds resampled), ``*``
+    where it excludes zero -- only with at least :data:`~lowlight.evaluation.stats.MIN_IMAGES` images;
+    with fewer, each image's own change is listed instead -- and each training seed's own change."""
+    from .stats import MIN_IMAGES
+
     lines = [title] if title else []
     lines.append(f"{'condition':<12}{'base':>9}{'new':>9}{'change':>9}{'95 % interval':>20}  {'per seed':<24}")
+    few, units = [], ""
     for c, r in change.items():
         label = "pooled" if c == "pooled" else condition_label(c)
         if not math.isfinite(r["change_pct"]):
             lines.append(f"{label:<12}{r['base']:>9.3f}{r['new']:>9.3f}{'n/a':>9}{'(the base is 0 here)':>20}")
             continue
-        sig = " *" if (r["hi"] < 0 or r["lo"] > 0) else ""
+        enough = r.get("n", 0) >= MIN_IMAGES
+        sig = " *" if enough and (r["hi"] < 0 or r["lo"] > 0) else ""
+        interval = ("[" + format(r["lo"], "+.1f") + ", " + format(r["hi"], "+.1f") + "]"
+                    if math.isfinite(r["lo"]) else "(one image)")
         seeds = " ".join(f"{v:+.0f}%" for v in r.get("seeds", {}).values())
         lines.append(f"{label:<12}{r['base']:>9.3f}{r['new']:>9.3f}{r['change_pct']:>+8.1f}%"
-                     f"{'[' + format(r['lo'], '+.1f') + ', ' + format(r['hi'], '+.1f') + ']':>20}{sig:<2}{seeds:<24}")
-    lines.append("(* the interval excludes 0; intervals resample images, pairing both models on each)")
+                     f"{interval:>20}{sig:<2}{seeds:<24}")
+        if not enough and r.get("per_image"):
+            few.append(f"  {label}, per image: " + ", ".join(f"{k} {v:+.0f}%" for k, v in r["per_image"].items()))
+        units = units or r.get("units", "")
+    units = change.get("pooled", {}).get("units") or units       # the pooled entry's words, if any
+    lines += few
+    if few:
+        lines.append(f"(fewer than {MIN_IMAGES} images: no verdict, read the per-image values; intervals: {units})")
+    else:
+        lines.append(f"(* the interval excludes 0; intervals: {units or 'none'})")
     return "\n".join(lines)
 
 

@@ -177,6 +177,13 @@ def _expanded_tail(components: Sequence[tuple[float, int]], level: float) -> flo
     return float(norm.sf(np.sqrt(inflated / total) * student_t.ppf(1.0 - plain, df)))
 
 
+def _finite_var(x: np.ndarray) -> float:
+    """The variance of the finite replicates (a replicate that drew only images whose baseline is 0
+    has no ratio; it happens only when such images are kept, ``zero_images="keep"``)."""
+    x = x[np.isfinite(x)]
+    return float(x.var()) if x.size else 0.0
+
+
 def _bootstrap(tables: Sequence[np.ndarray], combine: Callable[[list], np.ndarray], n_boot: int, seed: int,
                level: float) -> tuple[np.ndarray, float, float, float]:
     """Replicates of ``combine(per-image errors of each table)`` and their expanded percentile
@@ -187,15 +194,16 @@ def _bootstrap(tables: Sequence[np.ndarray], combine: Callable[[list], np.ndarra
     n_img = tables[0].shape[0]
     idx = rng.integers(0, n_img, size=(n_boot, n_img))
     weights = [_seed_weights(rng, t.shape[2], n_boot) for t in tables]
-    reps = combine([_replicate_means(t, w, idx) for t, w in zip(tables, weights)])
-    components = [(float(combine([_replicate_means(t, None, idx) for t in tables]).var()), n_img)]
-    every = np.broadcast_to(np.arange(n_img), (n_boot, n_img))
-    for k, w in enumerate(weights):
-        if w is not None:
-            means = [_replicate_means(t, w if j == k else None, every) for j, t in enumerate(tables)]
-            components.append((float(combine(means).var()), tables[k].shape[2]))
+    with np.errstate(divide="ignore", invalid="ignore"):   # a replicate of only zero-baseline images
+        reps = combine([_replicate_means(t, w, idx) for t, w in zip(tables, weights)])
+        components = [(_finite_var(combine([_replicate_means(t, None, idx) for t in tables])), n_img)]
+        every = np.broadcast_to(np.arange(n_img), (n_boot, n_img))
+        for k, w in enumerate(weights):
+            if w is not None:
+                means = [_replicate_means(t, w if j == k else None, every) for j, t in enumerate(tables)]
+                components.append((_finite_var(combine(means)), tables[k].shape[2]))
     tail = _expanded_tail(components, level)
-    lo, hi = np.quantile(reps, [tail, 1.0 - tail])
+    lo, hi = np.quantile(reps[np.isfinite(reps)], [tail, 1.0 - tail])
     return reps, float(lo), float(hi), tail
 
 
@@ -244,7 +252,7 @@ def _result(statistic: str, tables: Sequence[np.ndarray], combine: Callable[[lis
 
 def clustered_bootstrap(base, new, *, statistic: str = "ratio_of_means", n_boot: int = 10000, seed: int = 0,
                         level: float = 0.95, images: Sequence | None = None,
-                        seeds: Sequence | None = None) -> Change:
+                        seeds: Sequence | None = None, zero_images: str = "raise") -> Change:
     """The relative change (%) from ``base`` to ``new`` with a two-stage cluster bootstrap interval.
 
     ``new``: errors ``(image, exposure, seed)`` (or ``(image, exposure)``); ``base``: the same
@@ -267,17 +275,28 @@ def clustered_bootstrap(base, new, *, statistic: str = "ratio_of_means", n_boot:
     (``quantiles`` are the levels read). In simulations with 24 images x 5 EVs x 5 seeds and a known
     change, the plain 95 % percentile interval covered the truth ~91 % of the time (~83 % when the
     seeds dominate), the expanded one ~94 % (~92 %); the naive image x EV bootstrap ~58 %
-    (``tests/test_stats.py``). Deterministic given ``seed``."""
+    (``tests/test_stats.py``). Deterministic given ``seed``.
+
+    ``zero_images``: an image whose baseline error is 0 on every exposure has no relative change of
+    its own; ``"raise"`` (a ValueError naming it) or, with ``"ratio_of_means"`` only, ``"keep"``: the
+    image stays in the means (where it counts as it should) and its ``per_image`` value is NaN; the
+    baseline's overall mean must still be positive."""
     fn = "clustered_bootstrap"
     _settings(fn, statistic, n_boot, level)
+    if zero_images not in ("raise", "keep") or (zero_images == "keep" and statistic != "ratio_of_means"):
+        raise ValueError(f"{fn}: `zero_images` must be 'raise', or 'keep' with statistic 'ratio_of_means'; "
+                         f"got {zero_images!r} with {statistic!r}")
     b, n = _table(fn, "base", base), _table(fn, "new", new)
     _same_grid(fn, ("base", b), ("new", n))
     image_names = _names(fn, "images", images, n.shape[0], "image ")
-    _positive_baseline(fn, "base", b, image_names)
+    if zero_images == "raise" or (b < 0).any() or b.mean() <= 0:
+        _positive_baseline(fn, "base", b, image_names)
     bi, ni = b.mean(axis=(1, 2)), n.mean(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        image_changes = np.where(bi > 0, 100.0 * (ni / np.where(bi > 0, bi, 1.0) - 1.0), np.nan)
     return _result(statistic, [b, n], lambda m: _statistic(statistic, m[1], m[0]), n_boot=n_boot, seed=seed,
                    level=level, n_seeds=n.shape[2],
-                   per_image={k: float(v) for k, v in zip(image_names, 100.0 * (ni / bi - 1.0))},
+                   per_image={k: float(v) for k, v in zip(image_names, image_changes)},
                    per_seed=_per_seed(statistic, n, b, _names(fn, "seeds", seeds, n.shape[2], "seed ")),
                    units=_units(n.shape[0], n.shape[1], [("the baseline", b.shape[2]), ("the new model", n.shape[2])],
                                 int(n_boot)))

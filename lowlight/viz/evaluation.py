@@ -148,7 +148,7 @@ def plot_changes(changes: Mapping[str, Mapping], title: str = "", limit: float =
     ax.set_ylabel("change of the mean error\nvs the original (%; below 0: better)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(title or "relative change of the mean error (95 % paired-bootstrap intervals)", fontsize=10, pad=12)
+    ax.set_title(title or "relative change of the mean error (95 % intervals: images with their exposures, and seeds, resampled)", fontsize=10, pad=12)
     fig.tight_layout()
     return fig
 
