@@ -248,6 +248,9 @@ def test_grid_change_averages_training_seeds_per_item():
     pooled = E.grid_change(recs2, "original", ["staged/s0", "staged/s1"], pooled=[-3.0, -5.0], n_boot=200)
     assert set(pooled) == {-3.0, -5.0, "pooled"} and pooled["pooled"]["n"] == 1
     assert pooled["pooled"]["base"] == pytest.approx((2 + 6) / 2) and pooled["pooled"]["verdict"] is None
+    # a pooled condition the grid never scored is left out, not a reason to drop every image
+    wider = E.grid_change(recs2, "original", ["staged/s0", "staged/s1"], pooled=[-3.0, -4.0, -5.0], n_boot=200)
+    assert wider["pooled"]["n"] == 1 and wider["pooled"]["base"] == pytest.approx(pooled["pooled"]["base"])
 
 
 def test_grid_change_resamples_images_with_their_exposures_together():

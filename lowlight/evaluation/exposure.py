@@ -159,7 +159,7 @@ def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], me
     units, each resampled with all the entry's conditions kept together (so the exposures of one image
     never count as independent evidence), the same draw for both rows; several ``new`` rows (training
     seeds) are resampled too, independently of the images. Only images scored by every row in every
-    condition of the entry are used. Each entry: ``change_pct``, ``lo``/``hi`` (95 %), ``n`` (images),
+    condition of the entry are used; a ``pooled`` condition the grid never scored is left out. Each entry: ``change_pct``, ``lo``/``hi`` (95 %), ``n`` (images),
     ``base``/``new`` (mean errors), ``seeds`` (each seed's own change), ``per_image``, ``units`` (what
     was resampled, in words) and ``verdict`` (``None`` below :data:`~lowlight.evaluation.stats.MIN_IMAGES`
     images: read ``per_image`` instead). Where the base's mean error is 0 (the reference model on its
@@ -171,6 +171,9 @@ def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], me
     out = {}
 
     def entry(cs):
+        cs = [c for c in cs if _per_item(records, base, c, metric)]      # conditions the grid has
+        if not cs:
+            return None
         b = [_per_item(records, base, c, metric) for c in cs]
         ns = [[_per_item(records, m, c, metric) for m in news] for c in cs]
         items = sorted(set(b[0]).intersection(*b[1:], *(d for per_c in ns for d in per_c)))
