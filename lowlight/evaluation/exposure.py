@@ -25,14 +25,13 @@ import numpy as np
 from ..color import luminance
 from ..metrics import all_metrics, connectivity_error
 from .protocol import METRICS, quantize_alpha
+from .stats import CLEAN, clustered_bootstrap
 
 __all__ = ["EVS", "CLEAN", "darken", "phone", "whole_image_errors", "score_grid", "grid_means", "paired_bootstrap",
            "grid_change", "ALL_METRICS"]
 
 #: the exposures of the grid (EV 0: the simulator's noise and cast at full exposure)
 EVS = (0.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0)
-#: the unmodified image
-CLEAN = "clean"
 #: the DIM metrics in the unknown band, Connectivity under the definition's rule for empty levels
 #: (``conn_disconnect``: an all-zero matte is a full miss, not a perfect score; see
 #: :func:`lowlight.metrics.connectivity_error`), then the whole-image ones
@@ -164,8 +163,6 @@ def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], me
     was resampled, in words) and ``verdict`` (``None`` below :data:`~lowlight.evaluation.stats.MIN_IMAGES`
     images: read ``per_image`` instead). Where the base's mean error is 0 (the reference model on its
     own clean target) there is no relative change: ``change_pct`` is NaN."""
-    from .stats import clustered_bootstrap       # stats builds on this module
-
     news = [new] if isinstance(new, str) else list(new)
     conds = list(conditions) if conditions is not None else list(grid_means(records, metric).get(base, {}))
     out = {}

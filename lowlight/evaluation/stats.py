@@ -27,7 +27,8 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from .exposure import CLEAN
+#: the condition key of a clean (not darkened) render (re-exported by :mod:`.exposure`)
+CLEAN = "clean"
 
 __all__ = ["MIN_IMAGES", "STATISTICS", "Change", "ErrorTable", "clustered_bootstrap", "per_seed_medians",
            "difference_in_differences", "error_table"]
