@@ -283,6 +283,29 @@ def test_grid_change_resamples_images_with_their_exposures_together():
     assert clustered["hi"] - clustered["lo"] > 1.5 * (naive["hi"] - naive["lo"])
 
 
+def test_grid_change_between_two_recipes_resamples_the_seeds_of_both():
+    """Recipe A (3 seeds) against recipe B (3 seeds), same images. When A's seeds disagree (one seed
+    of A is twice as bad on every image), averaging A's seeds per image first would hide that
+    spread: the interval with A's seeds resampled is wider, and the footer says both were."""
+    rng = np.random.default_rng(1)
+    level = rng.uniform(1.0, 3.0, 16)
+    a_seed = (1.0, 1.0, 2.0)                          # A's third seed: twice the error everywhere
+    recs = []
+    for k, lv in enumerate(level):
+        for ev in (-3.0, -5.0):
+            recs += [_rec(f"a/s{s}", f"i{k}", ev, lv * f) for s, f in enumerate(a_seed)]
+            recs += [_rec(f"b/s{s}", f"i{k}", ev, lv * 0.8 * (1 + 0.01 * s)) for s in range(3)]
+    a, b = [f"a/s{s}" for s in range(3)], [f"b/s{s}" for s in range(3)]
+    both = E.grid_change(recs, a, b, pooled=[-3.0, -5.0], n_boot=2000)["pooled"]
+    averaged = [dict(r, model="a") if r["model"] in a else r for r in recs]       # A's seeds pooled per image
+    one = E.grid_change(averaged, "a", b, pooled=[-3.0, -5.0], n_boot=2000)["pooled"]
+    assert both["change_pct"] == pytest.approx(one["change_pct"])                  # same means
+    assert both["change_pct"] == pytest.approx(100 * (0.8 * 1.01 / (4 / 3) - 1), abs=1e-6)
+    assert both["hi"] - both["lo"] > 3 * (one["hi"] - one["lo"])
+    assert "the baseline's 3 training seeds resampled" in both["units"]
+    assert "the new model's 3 training seeds resampled" in both["units"]
+
+
 def test_text_tables():
     recs = []
     for model in ("original", "staged/s0", "staged/s1"):

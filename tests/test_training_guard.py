@@ -265,6 +265,33 @@ def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     assert not (tmp_path / LOCK_NAME).exists()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")    # the lost SystemExit, on purpose
+def test_a_sigterm_lost_in_a_finalizer_still_ends_the_run():
+    """Python drops an exception raised inside ``__del__``: a SIGTERM whose handler ran there must
+    still end the run, at the next step (``_terminated``) or when the run's block is left (status 143)."""
+    import signal
+
+    from lowlight.training import cli
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)            # the handler runs here, inside the finalizer: its SystemExit is lost
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as left:
+            with cli._sigterm_exits():
+                Finalizer()             # made and finalized at once
+                with pytest.raises(SystemExit) as at_step:
+                    cli._terminated(0, 1)
+                assert at_step.value.code == 128 + signal.SIGTERM
+        assert left.value.code == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 # =========================================================================== resume: settings, profile, model
 def _killed_at_step_3(out, spec):
     """A run of ``spec`` (2 steps per epoch) killed in its second epoch: checkpoint at step 2."""

@@ -56,6 +56,8 @@ def test_grid_labels_are_readable_with_units(tmp_path):
     assert fig.axes[0].get_title().startswith("SAD, whole image")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:3] == ["clean", "0", "\u22122"]
     assert all(-0.05 * ax.get_ylim()[1] < ax.get_ylim()[0] <= 0 for ax in fig.axes)   # errors: from (just below) 0
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 3, rows                    # five panels wrap into rows of two: readable on a page
     assert V.metric_axis_label("sad_image") == "SAD (÷ 1000)" and V.metric_axis_label("other") == "other"
     _close(fig, tmp_path, "grid")
 

@@ -149,7 +149,7 @@ def paired_bootstrap(base: Sequence[float], new: Sequence[float], n_boot: int = 
             "lo": float(lo), "hi": float(hi), "n": int(b.size), "base": base_mean, "new": float(n.mean())}
 
 
-def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], metric: str = "sad_image",
+def grid_change(records: Sequence[dict], base: str | Sequence[str], new: str | Sequence[str], metric: str = "sad_image",
                 conditions: Sequence | None = None, pooled: Sequence | None = None, n_boot: int = 2000) -> dict:
     """Relative change of the mean error from row ``base`` to row(s) ``new``, per condition and, with
     ``pooled``, over those conditions together (key ``"pooled"``). Returns ``{condition: entry}``.
@@ -157,26 +157,29 @@ def grid_change(records: Sequence[dict], base: str, new: str | Sequence[str], me
     The interval is :func:`lowlight.evaluation.stats.clustered_bootstrap`'s: the test images are the
     units, each resampled with all the entry's conditions kept together (so the exposures of one image
     never count as independent evidence), the same draw for both rows; several ``new`` rows (training
-    seeds) are resampled too, independently of the images. Only images scored by every row in every
+    seeds) are resampled too, independently of the images; several ``base`` rows likewise (two
+    recipes compared seed against seed: each side's seeds drawn on their own, none paired, so that
+    the interval holds the seed-to-seed spread of both). Only images scored by every row in every
     condition of the entry are used; a ``pooled`` condition the grid never scored is left out. Each entry: ``change_pct``, ``lo``/``hi`` (95 %), ``n`` (images),
     ``base``/``new`` (mean errors), ``seeds`` (each seed's own change), ``per_image``, ``units`` (what
     was resampled, in words) and ``verdict`` (``None`` below :data:`~lowlight.evaluation.stats.MIN_IMAGES`
     images: read ``per_image`` instead). Where the base's mean error is 0 (the reference model on its
     own clean target) there is no relative change: ``change_pct`` is NaN."""
     news = [new] if isinstance(new, str) else list(new)
-    conds = list(conditions) if conditions is not None else list(grid_means(records, metric).get(base, {}))
+    bases = [base] if isinstance(base, str) else list(base)
+    conds = list(conditions) if conditions is not None else list(grid_means(records, metric).get(bases[0], {}))
     out = {}
 
     def entry(cs):
-        cs = [c for c in cs if _per_item(records, base, c, metric)]      # conditions the grid has
+        cs = [c for c in cs if _per_item(records, bases[0], c, metric)]      # conditions the grid has
         if not cs:
             return None
-        b = [_per_item(records, base, c, metric) for c in cs]
+        bs = [[_per_item(records, m, c, metric) for m in bases] for c in cs]
         ns = [[_per_item(records, m, c, metric) for m in news] for c in cs]
-        items = sorted(set(b[0]).intersection(*b[1:], *(d for per_c in ns for d in per_c)))
+        items = sorted(set(bs[0][0]).intersection(*(d for per_c in bs + ns for d in per_c)))
         if not items:
             return None
-        bt = np.array([[bc[i] for bc in b] for i in items], np.float64)                  # (image, condition)
+        bt = np.array([[[d[i] for d in per_c] for per_c in bs] for i in items], np.float64)   # (image, condition, seed)
         nt = np.array([[[d[i] for d in per_c] for per_c in ns] for i in items], np.float64)   # (..., seed)
         res = {"base": float(bt.mean()), "new": float(nt.mean()), "n": len(items), "change_pct": float("nan"),
                "lo": float("nan"), "hi": float("nan"), "seeds": {m: float("nan") for m in news}, "per_image": {},

@@ -192,19 +192,38 @@ def main(argv: Sequence[str] | None = None, after_training=None) -> int:
 @contextlib.contextmanager
 def _sigterm_exits():
     """SIGTERM (``kill``, torchrun stopping its workers) ends the run like an exception, so that the
-    run folder's lock is released (by default it would end the process on the spot)."""
+    run folder's lock is released (by default it would end the process on the spot): exit status 143.
+
+    The handler raises ``SystemExit`` wherever the main thread is. If that is inside a finalizer
+    (``__del__``, a ``weakref`` callback, a garbage collection), Python prints the exception and
+    goes on, and the run would end with status 0 as if nothing had been asked. So the signal is also
+    recorded, the trainer's step loop asks :func:`_terminated` after each step, and leaving this
+    block after a recorded signal raises the exit again."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
 
     def stop(signum, _frame):
+        _RECEIVED.append(signum)
         raise SystemExit(128 + signum)
 
+    _RECEIVED.clear()
     signal.signal(signal.SIGTERM, stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _terminated()
+
+
+#: signals received by :func:`_sigterm_exits`'s handler in this process
+_RECEIVED: list[int] = []
+
+
+def _terminated(*_step) -> None:
+    """Raise the exit a received SIGTERM asked for, if its first ``SystemExit`` was swallowed."""
+    if _RECEIVED:
+        raise SystemExit(128 + _RECEIVED[0])
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -286,7 +305,8 @@ def _train(args, prof, family, out: Path, device, seed: int, after_training=None
         try:
             results = train(model, stages, data, prof, out, seed, start=start, stop=stop, device=device, amp=args.amp,
                   batch_size=batch, num_workers=workers if args.workers is None else args.workers,
-                  resume=args.resume, progress=True, new_settings=args.resume_with_new_settings)
+                  resume=args.resume, progress=True, new_settings=args.resume_with_new_settings,
+                  on_step=_terminated)
         except PreviousStageMissing as exc:
             print(f"error: --stage {args.stage}: needs the previous stage's checkpoint {exc.path} (run --stage "
                   f"{exc.previous.replace('stage', '')} first, same --out)", file=sys.stderr)

@@ -118,7 +118,8 @@ def _continue_from_previous(model: nn.Module, stages: Sequence[StageSpec], start
 def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSpec], tuple], profile: config.Profile,
           out: str | Path, seed: int, start: int = 0, stop: int | None = None, device=None, amp: str = "auto",
           batch_size: int | None = None, num_workers: int | None = None, resume: bool = False,
-          progress: bool = False, log: Callable[[str], None] = print, new_settings: bool = False) -> list[StageResult]:
+          progress: bool = False, log: Callable[[str], None] = print, new_settings: bool = False,
+          on_step: Callable[[int, int], None] | None = None) -> list[StageResult]:
     """Train ``model`` through ``stages[start:stop]`` (a stage list of :func:`recipe_stages`, or
     your own), each stage from the one before, with checkpoints, logs and histories in
     ``out/<stage>/``; returns one :class:`StageResult` per stage.
@@ -132,7 +133,8 @@ def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSp
     stage from its own checkpoint (a finished stage is skipped); a checkpoint trained with other
     settings is refused unless ``new_settings`` (see :mod:`lowlight.training.resume`). The run
     holds ``out``'s lock throughout (:class:`~lowlight.training.lock.RunFolderLocked` when another
-    run writes there)."""
+    run writes there). ``on_step(epoch, step)`` is called after each optimisation step (the command
+    line stops there after a SIGTERM)."""
     config.require_profile(profile, where="train")
     if not stages:
         raise ValueError("train: no stages to run")
@@ -151,7 +153,7 @@ def train(model: nn.Module, stages: Sequence[StageSpec], data: Callable[[StageSp
             spec = stages[i]
             train_set, val_set = data(spec)
             res = tr.run_stage(spec, train_set, val_set, stage_index=first + i, resume=resume,
-                               new_settings=new_settings)
+                               new_settings=new_settings, on_step=on_step)
             tr.log(f"[{spec.name}] done: {res.epochs_run} epoch(s) in {res.seconds:.1f} s; trainable "
                    f"{res.trainable['trainable']:,} of {res.trainable['total']:,}; checkpoint {res.checkpoint}")
             results.append(res)

@@ -66,11 +66,16 @@ def plot_grid(records: Sequence[dict], metrics: Sequence[str] = ("sad_image",), 
     unit (:data:`METRIC_NAMES`); the y axis starts (just below) 0 for errors that cannot be negative. When a
     few points rise above ``clip`` times the 90th percentile of the mean lines' points (one diverged
     seed, say), the axis stops there so that they do not squash the rest; each cut point of a mean
-    line has its value written at the edge (``clip=None``: never cut). Returns the figure."""
+    line has its value written at the edge (``clip=None``: never cut). Four panels or more wrap
+    into rows of two, so that each stays readable on a page. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    ncols = len(metrics) if len(metrics) <= 3 else 2
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.0 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        fig.delaxes(ax)
+    for ax, metric in zip(axes.flat, metrics):
         means = grid_means(records, metric)
         groups = _by_row(means)
         conds = list(next(iter(means.values())))
@@ -92,11 +97,11 @@ def plot_grid(records: Sequence[dict], metrics: Sequence[str] = ("sad_image",), 
         ax.set_xlabel("exposure (EV) through the simulator; clean = no simulation")
         name, unit = METRIC_NAMES.get(metric, (metric, metric))
         ax.set_ylabel(unit)
-        ax.set_title(f"{name} (lower is better)", fontsize=9)
+        ax.set_title(f"{name} (lower is better)", fontsize=11)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     return fig
 
