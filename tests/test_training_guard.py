@@ -240,6 +240,13 @@ def test_two_runs_into_one_folder_the_second_stops_at_once(tmp_path):
     assert not (tmp_path / LOCK_NAME).exists()
 
 
+def _sigterm_as_default():
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     """SIGTERM (``kill``, torchrun stopping its workers) ends the CLI like an exception: exit 143,
     the lock removed."""
@@ -248,9 +255,10 @@ def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "lowlight.training", "--profile", "smoke", "--stage", "1",
                             "--steps", "400", "--epochs", "2", "--out", str(tmp_path), "--device", "cpu"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(), cwd=config.ROOT,
-                           # the run must start with SIGTERM's default disposition, whatever an earlier test
-                           # left in this process (an ignored signal is inherited; the CLI then leaves it ignored)
-                           preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+                           # the run must start with SIGTERM's default disposition and unblocked, whatever an
+                           # earlier test or the CI's supervisor left in this process (an ignored signal and the
+                           # blocked-signal mask are inherited; the CLI then leaves an ignored signal ignored)
+                           preexec_fn=_sigterm_as_default)
     try:
         t0 = time.monotonic()
         while not (tmp_path / LOCK_NAME).exists() and run.poll() is None and time.monotonic() - t0 < 300:
