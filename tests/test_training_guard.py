@@ -273,6 +273,38 @@ def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     assert not (tmp_path / LOCK_NAME).exists()
 
 
+def test_a_sigterm_while_the_lock_file_is_written_waits_for_the_lock_then_releases_it(tmp_path, monkeypatch):
+    """The race the subprocess test above hits under load: SIGTERM arrives the instant the lock file
+    exists, while its owner is still being written. Raising there would leave the file behind; the
+    handler records it instead, and the run stops as soon as it holds the lock, which it releases."""
+    import signal
+
+    from lowlight.training import cli
+    from lowlight.training import lock as lockmod
+
+    real_dump = json.dump
+
+    def dump_killed_midway(obj, fh, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)                            # the handler runs here, the file half made
+        real_dump(obj, fh, **kw)
+
+    monkeypatch.setattr(json, "dump", dump_killed_midway)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            with cli._sigterm_exits():
+                with lockmod.run_lock(tmp_path, log=lambda *_: None):
+                    monkeypatch.setattr(json, "dump", real_dump)
+                    assert lockmod.lock_owner(tmp_path)["pid"] == os.getpid()     # written in full
+                    assert not lockmod.lock_busy()
+                    cli._terminated()                   # what the CLI asks first inside the lock
+        assert stopped.value.code == 128 + signal.SIGTERM
+        assert not (tmp_path / LOCK_NAME).exists()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")    # the lost SystemExit, on purpose
 def test_a_sigterm_lost_in_a_finalizer_still_ends_the_run():
     """Python drops an exception raised inside ``__del__``: a SIGTERM whose handler ran there must

@@ -42,7 +42,7 @@ from ..data.photo_folder import PhotoFolderError
 from ..io import CheckpointError, atomic_write_json, cli_error, weights_digest, writable_dir_problem
 from .data import FinetuneData, LLMatteData
 from .guard import CollapseError, TrainingWarning
-from .lock import run_lock
+from .lock import lock_busy, run_lock
 from .recipe import PreviousStageMissing, build_model, loader_settings, recipe_stages, train
 from .resume import check_run_folder
 from .stages import BASELINE, PRETRAINED_FAMILIES, LossSpec, family_of
@@ -198,14 +198,17 @@ def _sigterm_exits():
     (``__del__``, a ``weakref`` callback, a garbage collection), Python prints the exception and
     goes on, and the run would end with status 0 as if nothing had been asked. So the signal is also
     recorded, the trainer's step loop asks :func:`_terminated` after each step, and leaving this
-    block after a recorded signal raises the exit again."""
+    block after a recorded signal raises the exit again. While the run folder's lock is being taken
+    or released (:func:`~lowlight.training.lock.lock_busy`), and for a second signal, the handler
+    only records: the run stops as soon as it holds the lock (:func:`_train` asks right then)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
 
     def stop(signum, _frame):
         _RECEIVED.append(signum)
-        raise SystemExit(128 + signum)
+        if len(_RECEIVED) == 1 and not lock_busy():
+            raise SystemExit(128 + signum)
 
     _RECEIVED.clear()
     signal.signal(signal.SIGTERM, stop)
@@ -295,6 +298,7 @@ def _train(args, prof, family, out: Path, device, seed: int, after_training=None
     batch, workers = loader_settings(prof, family)
     batch = args.batch_size or batch
     with run_lock(out, log=_err):
+        _terminated()                       # a SIGTERM that came while the lock was being taken
         check_run_folder(out, stages, start, stop, prof.name, {"model": args.model, "llie": args.llie}, batch,
                          args.resume, args.resume_with_new_settings)
         pretrained = {"yes": True, "none": False}.get(args.pretrained, args.pretrained)

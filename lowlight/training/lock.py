@@ -12,6 +12,9 @@ and logs. :func:`run_lock` prevents it with a lock file, ``<folder>/.lock``:
   next run reports it and takes it over. A lock taken on another host cannot be checked from
   here and is never taken over (the message says to delete it if that run is gone);
 * it is removed when the run ends, by an exception too (``finally``); only the owner removes it.
+  While this process creates and fills the file, or removes it, :func:`lock_busy` is true: a signal
+  handler that raises (the CLI's SIGTERM) waits until the lock is held, so that a run stopped the
+  instant its lock appears does not leave the file behind.
 
 Under ``torchrun`` only rank 0 takes it (rank 0 is the process that writes, see
 :meth:`lowlight.training.Trainer.end_epoch`); the other ranks learn from rank 0 whether it got
@@ -34,7 +37,7 @@ import torch
 
 from .trainer import dist_info
 
-__all__ = ["LOCK_NAME", "RunFolderLocked", "run_lock", "lock_owner"]
+__all__ = ["LOCK_NAME", "RunFolderLocked", "run_lock", "lock_owner", "lock_busy"]
 
 #: the lock file's name inside a run folder
 LOCK_NAME = ".lock"
@@ -43,6 +46,15 @@ LOCK_NAME = ".lock"
 _UNREADABLE_GRACE_S = 30.0
 #: folders this process holds (absolute path -> nesting depth)
 _HELD: dict[str, int] = {}
+#: > 0 while this process takes or releases a lock (see :func:`lock_busy`)
+_BUSY = [0]
+
+
+def lock_busy() -> bool:
+    """Whether this process is between creating its lock file and holding it, or is removing it:
+    an exception raised there by a signal handler would leave the file behind, so a handler should
+    only record the signal then (:mod:`lowlight.training.cli` does, and raises once the lock is held)."""
+    return _BUSY[0] > 0
 
 
 class RunFolderLocked(FileExistsError):
@@ -164,13 +176,23 @@ def _local_lock(folder: Path, log: Callable[[str], None]):
         finally:
             _HELD[key] -= 1
         return
-    path = _acquire(folder, log)
+    _BUSY[0] += 1
+    try:
+        path = _acquire(folder, log)
+    except BaseException:
+        _BUSY[0] -= 1
+        raise
     _HELD[key] = 1
     try:
+        _BUSY[0] -= 1                          # held: from here an exception releases it
         yield
     finally:
-        del _HELD[key]
-        _release(path)
+        _BUSY[0] += 1
+        try:
+            del _HELD[key]
+            _release(path)
+        finally:
+            _BUSY[0] -= 1
 
 
 def _agree(failed: bool) -> bool:
