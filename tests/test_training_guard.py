@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from lowlight.io import CheckpointError, load_checkpoint
 from lowlight.training import (CollapseError, ConstantTargetsError, RunFolderLocked, StageSpec, Trainer,
                                TrainingWarning, cli, run_lock)
 from lowlight.training.guard import StageGuard
+from lowlight.training import cli
+from lowlight.training import lock as lockmod
 from lowlight.training.lock import LOCK_NAME, lock_owner
 from _toys import ToySet
 
@@ -241,8 +244,6 @@ def test_two_runs_into_one_folder_the_second_stops_at_once(tmp_path):
 
 
 def _sigterm_as_default():
-    import signal
-
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
@@ -250,8 +251,6 @@ def _sigterm_as_default():
 def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     """SIGTERM (``kill``, torchrun stopping its workers) ends the CLI like an exception: exit 143,
     the lock removed."""
-    import signal
-
     run = subprocess.Popen([sys.executable, "-m", "lowlight.training", "--profile", "smoke", "--stage", "1",
                             "--steps", "400", "--epochs", "2", "--out", str(tmp_path), "--device", "cpu"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(), cwd=config.ROOT,
@@ -273,15 +272,20 @@ def test_a_terminated_run_lets_go_of_its_folder(tmp_path):
     assert not (tmp_path / LOCK_NAME).exists()
 
 
-def test_a_sigterm_while_the_lock_file_is_written_waits_for_the_lock_then_releases_it(tmp_path, monkeypatch):
+@pytest.fixture
+def sigterm_default():
+    """SIGTERM at its default disposition for the test (the CLI's handler is installed only then),
+    and whatever this process had restored afterwards."""
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigterm_while_the_lock_file_is_written_waits_for_the_lock_then_releases_it(tmp_path, monkeypatch,
+                                                                                      sigterm_default):
     """The race the subprocess test above hits under load: SIGTERM arrives the instant the lock file
     exists, while its owner is still being written. Raising there would leave the file behind; the
     handler records it instead, and the run stops as soon as it holds the lock, which it releases."""
-    import signal
-
-    from lowlight.training import cli
-    from lowlight.training import lock as lockmod
-
     real_dump = json.dump
 
     def dump_killed_midway(obj, fh, **kw):
@@ -290,46 +294,34 @@ def test_a_sigterm_while_the_lock_file_is_written_waits_for_the_lock_then_releas
         real_dump(obj, fh, **kw)
 
     monkeypatch.setattr(json, "dump", dump_killed_midway)
-    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            with cli._sigterm_exits():
-                with lockmod.run_lock(tmp_path, log=lambda *_: None):
-                    monkeypatch.setattr(json, "dump", real_dump)
-                    assert lockmod.lock_owner(tmp_path)["pid"] == os.getpid()     # written in full
-                    assert not lockmod.lock_busy()
-                    cli._terminated()                   # what the CLI asks first inside the lock
-        assert stopped.value.code == 128 + signal.SIGTERM
-        assert not (tmp_path / LOCK_NAME).exists()
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    with pytest.raises(SystemExit) as stopped:
+        with cli._sigterm_exits():
+            with lockmod.run_lock(tmp_path, log=lambda *_: None):
+                monkeypatch.setattr(json, "dump", real_dump)
+                assert lock_owner(tmp_path)["pid"] == os.getpid()     # written in full
+                assert not lockmod.lock_busy()
+                cli._terminated()                   # what the CLI asks first inside the lock
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert not (tmp_path / LOCK_NAME).exists()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")    # the lost SystemExit, on purpose
-def test_a_sigterm_lost_in_a_finalizer_still_ends_the_run():
+def test_a_sigterm_lost_in_a_finalizer_still_ends_the_run(sigterm_default):
     """Python drops an exception raised inside ``__del__``: a SIGTERM whose handler ran there must
     still end the run, at the next step (``_terminated``) or when the run's block is left (status 143)."""
-    import signal
-
-    from lowlight.training import cli
-
     class Finalizer:
         def __del__(self):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)            # the handler runs here, inside the finalizer: its SystemExit is lost
 
-    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        with pytest.raises(SystemExit) as left:
-            with cli._sigterm_exits():
-                Finalizer()             # made and finalized at once
-                with pytest.raises(SystemExit) as at_step:
-                    cli._terminated(0, 1)
-                assert at_step.value.code == 128 + signal.SIGTERM
-        assert left.value.code == 128 + signal.SIGTERM
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    with pytest.raises(SystemExit) as left:
+        with cli._sigterm_exits():
+            Finalizer()             # made and finalized at once
+            with pytest.raises(SystemExit) as at_step:
+                cli._terminated(0, 1)
+            assert at_step.value.code == 128 + signal.SIGTERM
+    assert left.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 # =========================================================================== resume: settings, profile, model
